@@ -1,0 +1,69 @@
+"""Kedro datasets of this project (the only place, with nodes, that knows about Kedro's I/O)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kedro.io import AbstractDataset
+
+from .errors import AutointerpError
+from .latent_cache import LatentCache
+
+
+class ArrayDataset(AbstractDataset):
+    """A numpy array in a ``.npy`` file (never unpickled)."""
+
+    def __init__(self, filepath: str, metadata: dict | None = None):
+        self._path = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> np.ndarray:
+        if not self._path.exists():
+            raise AutointerpError(f"'{self._path}' does not exist yet: run the pipeline that writes it first.")
+        return np.load(self._path, allow_pickle=False)
+
+    def save(self, data: np.ndarray) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp.npy")
+        np.save(tmp, np.asarray(data), allow_pickle=False)
+        tmp.replace(self._path)
+
+    def _exists(self) -> bool:
+        return self._path.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._path)}
+
+
+class JobDataset(AbstractDataset):
+    """A folder written by a lazy job: ``save(job)`` calls ``job.run(path)``, which itself skips
+    work that is done and up to date, so re-runs and resumed runs only compute what is missing.
+    ``load`` returns the reader class given by ``reader`` (a dotted path) over the folder."""
+
+    reader: Any = None
+
+    def __init__(self, path: str, metadata: dict | None = None):
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self):
+        return self.reader(self._path)
+
+    def save(self, job) -> None:
+        job.run(self._path)
+
+    def _exists(self) -> bool:
+        meta = self._path / "meta.json"
+        return meta.exists() and bool(json.loads(meta.read_text()).get("complete"))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
+
+
+class LatentCacheDataset(JobDataset):
+    """The sparse latent cache of one hookpoint (see :mod:`autointerp.latent_cache`)."""
+
+    reader = LatentCache

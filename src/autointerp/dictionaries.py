@@ -1,0 +1,323 @@
+"""Dictionaries: one interface that turns model activations into latent activations.
+
+Supported sources, all read without unpickling anything:
+
+* ``sparsify``: EleutherAI sparsify layout, a folder per hookpoint with ``cfg.json`` and
+  ``sae.safetensors`` (``encoder.weight``, ``encoder.bias``, ``W_dec``, ``b_dec`` and, for
+  skip transcoders, ``W_skip``); TopK activation.
+* ``saelens``: ``cfg.json`` + ``sae_weights.safetensors`` (``W_enc``, ``W_dec``, ``b_enc``,
+  ``b_dec``, ``threshold``...); architectures standard (ReLU), topk, jumprelu and gated.
+* ``gemmascope``: ``params.npz`` (JumpReLU), loaded with ``allow_pickle=False``.
+* ``neurons``: the MLP's own neurons (the input of ``down_proj``) as latents, optionally
+  top-k sparsified per token; the paper's baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import AutointerpError, ConfigError
+from .models import hidden_size, resolve_module
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("sparsify", "saelens", "gemmascope", "neurons")
+ACTIVATIONS = ("topk", "relu", "jumprelu", "gated")
+
+
+@dataclass(frozen=True)
+class DictionaryConfig:
+    """How to get the latents of one hookpoint.
+
+    ``path`` is the SAE's folder (sparsify: the hookpoint's folder, or the run folder that
+    holds one folder per hookpoint), SAELens folder, or Gemma Scope ``params.npz``.
+    ``k`` sparsifies neurons per token (None keeps every positive neuron).
+    """
+
+    format: str = "sparsify"
+    path: str | None = None
+    k: int | None = None
+
+    def validate(self, where: str) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"{where}.format: unknown dictionary format '{self.format}'. Use one of {', '.join(FORMATS)}.")
+        if self.format != "neurons" and not self.path:
+            raise ConfigError(f"{where}.path: a {self.format} dictionary needs a path to its files.")
+        if self.k is not None and self.k < 1:
+            raise ConfigError(f"{where}.k must be at least 1, got {self.k}.")
+
+
+class SparseCoder(torch.nn.Module):
+    """A sparse autoencoder or transcoder: ``encode`` gives non-negative latent activations.
+
+    Weights use one convention whatever the source: ``W_enc`` [d_in, n], ``W_dec`` [n, d_out].
+    ``reads`` is the (module, side) whose activation is encoded; ``writes`` where the decoder
+    output belongs (differs for transcoders, which read the MLP input and predict its output).
+    """
+
+    def __init__(self, W_enc, b_enc, W_dec, b_dec, *, activation: str = "topk", k: int | None = None,
+                 threshold=None, W_skip=None, b_gate=None, r_mag=None, b_mag=None,
+                 subtract_b_dec: bool = True, hookpoint: str = "", reads=("", "output"),
+                 writes=("", "output"), source: str = ""):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise AutointerpError(f"{source}: unsupported activation '{activation}'; supported: {ACTIVATIONS}.")
+        if activation == "topk" and not k:
+            raise AutointerpError(f"{source}: a TopK dictionary needs k in its config.")
+        self.W_enc = torch.nn.Parameter(W_enc.float(), requires_grad=False)
+        self.b_enc = torch.nn.Parameter(b_enc.float(), requires_grad=False)
+        self.W_dec = torch.nn.Parameter(W_dec.float(), requires_grad=False)
+        self.b_dec = torch.nn.Parameter(b_dec.float(), requires_grad=False)
+        for name, t in dict(threshold=threshold, W_skip=W_skip, b_gate=b_gate, r_mag=r_mag, b_mag=b_mag).items():
+            self.register_buffer(name, None if t is None else t.float())
+        self.activation, self.k, self.subtract_b_dec = activation, k, subtract_b_dec
+        self.hookpoint, self.reads, self.writes, self.source = hookpoint, tuple(reads), tuple(writes), source
+        if k is not None and k > self.num_latents:
+            raise AutointerpError(f"{source}: k={k} is larger than the number of latents ({self.num_latents}).")
+
+    @property
+    def num_latents(self) -> int:
+        return self.W_enc.shape[1]
+
+    @property
+    def d_in(self) -> int:
+        return self.W_enc.shape[0]
+
+    @property
+    def is_transcoder(self) -> bool:
+        return self.reads != self.writes
+
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.W_enc.dtype)
+        if self.subtract_b_dec:
+            x = x - self.b_dec
+        return x @ self.W_enc + self.b_enc
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Dense latent activations [N, num_latents] for activations x [N, d_in]."""
+        if self.activation == "gated":
+            xin = x.to(self.W_enc.dtype) - (self.b_dec if self.subtract_b_dec else 0)
+            gate = (xin @ self.W_enc + self.b_gate) > 0
+            mag = torch.relu(xin @ (self.W_enc * torch.exp(self.r_mag)) + self.b_mag)
+            return mag * gate
+        pre = self.pre_activations(x)
+        if self.activation == "topk":
+            vals, idx = self.encode_topk(pre=pre)
+            return torch.zeros_like(pre).scatter_(-1, idx, vals)
+        acts = torch.relu(pre)
+        if self.activation == "jumprelu":
+            acts = acts * (pre > self.threshold)
+        return acts
+
+    def encode_topk(self, x: torch.Tensor | None = None, pre: torch.Tensor | None = None):
+        """(values, indices) of the k largest latents per token, values >= 0."""
+        if pre is None:
+            pre = self.pre_activations(x)
+        vals, idx = torch.relu(pre).topk(self.k, dim=-1, sorted=False)
+        return vals, idx
+
+    def sparse_encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token sparse latents as (values [N, m], indices [N, m]); zeros may pad rows."""
+        if self.activation == "topk":
+            return self.encode_topk(x)
+        dense = self.encode(x)
+        m = max(int((dense > 0).sum(-1).max().item()) if dense.numel() else 0, 1)
+        vals, idx = dense.topk(m, dim=-1, sorted=False)
+        return vals, idx
+
+    def decode(self, acts: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        out = acts @ self.W_dec + self.b_dec
+        if self.W_skip is not None and x is not None:
+            out = out + x.to(self.W_skip.dtype) @ self.W_skip.T
+        return out
+
+
+class NeuronDictionary(torch.nn.Module):
+    """The MLP's neurons (input of its down projection) as latents; negative values are zeroed."""
+
+    def __init__(self, hookpoint: str, module: str, width: int, k: int | None):
+        super().__init__()
+        self.hookpoint, self.k, self._width = hookpoint, k, width
+        self.reads = (module, "input")
+        self.writes = (hookpoint, "output")
+        self.source = f"neurons of {module}" + (f" (top-{k})" if k else "")
+        self.activation = "topk" if k else "relu"
+        self.W_dec = None
+
+    @property
+    def num_latents(self) -> int:
+        return self._width
+
+    d_in = num_latents
+    is_transcoder = False
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(x.float())
+        if self.k:
+            vals, idx = x.topk(self.k, dim=-1, sorted=False)
+            return torch.zeros_like(x).scatter_(-1, idx, vals)
+        return x
+
+    def sparse_encode(self, x: torch.Tensor):
+        x = torch.relu(x.float())
+        if self.k:
+            return x.topk(self.k, dim=-1, sorted=False)
+        m = max(int((x > 0).sum(-1).max().item()) if x.numel() else 0, 1)
+        return x.topk(m, dim=-1, sorted=False)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AutointerpError(f"dictionary config '{path}' does not exist. Check the dictionary path.") from None
+    except json.JSONDecodeError as e:
+        raise AutointerpError(f"dictionary config '{path}' is not valid JSON ({e}). Replace the file.") from None
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise AutointerpError(f"dictionary weights '{path}' do not exist. Check the dictionary path.")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise AutointerpError(f"dictionary weights '{path}' are truncated or malformed ({e}). Re-download or re-train them.") from None
+
+
+def _need(tensors: dict, keys: list[str], path: Path) -> None:
+    missing = [k for k in keys if k not in tensors]
+    if missing:
+        raise AutointerpError(f"dictionary weights '{path}' lack tensors {missing} (has {sorted(tensors)}). Is the format right?")
+
+
+def sparsify_folder(path: str | Path, hookpoint: str) -> Path:
+    """A sparsify hookpoint folder: ``path`` itself, or ``path/<hookpoint>``."""
+    p = Path(path)
+    if (p / "cfg.json").exists() or (p / "sae.safetensors").exists():
+        return p
+    if (p / hookpoint).is_dir():
+        return p / hookpoint
+    if not p.exists():
+        raise AutointerpError(f"dictionary path '{p}' does not exist. Train SAEs with `kedro run --pipelines train_sae` or fix the path.")
+    raise AutointerpError(f"dictionary path '{p}' holds neither cfg.json nor a folder '{hookpoint}'.")
+
+
+def load_sparsify(path, hookpoint: str) -> SparseCoder:
+    folder = sparsify_folder(path, hookpoint)
+    cfg = _read_json(folder / "cfg.json")
+    w = _read_safetensors(folder / "sae.safetensors")
+    _need(w, ["encoder.weight", "encoder.bias", "W_dec", "b_dec"], folder / "sae.safetensors")
+    transcode = bool(cfg.get("transcode", False)) or "W_skip" in w
+    mlp = hookpoint if hookpoint.endswith(".mlp") else hookpoint
+    reads = (mlp, "input") if transcode else (hookpoint, "output")
+    return SparseCoder(
+        w["encoder.weight"].T, w["encoder.bias"], w["W_dec"], w["b_dec"], activation="topk",
+        k=cfg.get("k"), W_skip=w.get("W_skip"), subtract_b_dec=not transcode, hookpoint=hookpoint,
+        reads=reads, writes=(hookpoint, "output"), source=str(folder),
+    )
+
+
+def save_sparsify(coder: SparseCoder, folder: str | Path, extra_cfg: dict | None = None) -> Path:
+    """Write a TopK coder in sparsify's layout (``cfg.json`` + ``sae.safetensors``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        "encoder.weight": coder.W_enc.detach().T.contiguous().float(),
+        "encoder.bias": coder.b_enc.detach().contiguous().float(),
+        "W_dec": coder.W_dec.detach().contiguous().float(),
+        "b_dec": coder.b_dec.detach().contiguous().float(),
+    }
+    if coder.W_skip is not None:
+        tensors["W_skip"] = coder.W_skip.detach().contiguous().float()
+    cfg = {"activation": "topk", "num_latents": coder.num_latents, "k": coder.k, "d_in": coder.d_in,
+           "expansion_factor": coder.num_latents // coder.d_in, "normalize_decoder": True,
+           "multi_topk": False, "skip_connection": coder.W_skip is not None, "transcode": coder.is_transcoder}
+    cfg.update(extra_cfg or {})
+    tmp = folder / "sae.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / "sae.safetensors")
+    (folder / "cfg.json").write_text(json.dumps(cfg, indent=2))
+    return folder
+
+
+def load_saelens(path, hookpoint: str) -> SparseCoder:
+    folder = Path(path)
+    if not folder.exists():
+        raise AutointerpError(f"dictionary path '{folder}' does not exist. Fix the SAELens folder path.")
+    cfg = _read_json(folder / "cfg.json")
+    w = _read_safetensors(folder / "sae_weights.safetensors")
+    _need(w, ["W_enc", "W_dec", "b_dec"], folder / "sae_weights.safetensors")
+    arch = cfg.get("architecture") or ("topk" if cfg.get("activation_fn_str", cfg.get("activation_fn")) == "topk" else "standard")
+    activation = {"standard": "relu", "relu": "relu", "topk": "topk", "jumprelu": "jumprelu", "gated": "gated"}.get(arch)
+    if activation is None:
+        raise AutointerpError(f"{folder / 'cfg.json'}: SAELens architecture '{arch}' is not supported (standard, topk, jumprelu, gated).")
+    k = (cfg.get("activation_fn_kwargs") or {}).get("k", cfg.get("k"))
+    n = w["W_enc"].shape[1]
+    if activation == "jumprelu":
+        _need(w, ["threshold"], folder / "sae_weights.safetensors")
+    if activation == "gated":
+        _need(w, ["b_gate", "r_mag", "b_mag"], folder / "sae_weights.safetensors")
+    b_enc = w.get("b_enc", w.get("b_gate", torch.zeros(n)))
+    return SparseCoder(
+        w["W_enc"], b_enc, w["W_dec"], w["b_dec"], activation=activation, k=k,
+        threshold=w.get("threshold"), b_gate=w.get("b_gate"), r_mag=w.get("r_mag"), b_mag=w.get("b_mag"),
+        subtract_b_dec=bool(cfg.get("apply_b_dec_to_input", activation != "jumprelu")),
+        hookpoint=hookpoint, reads=(hookpoint, "output"), writes=(hookpoint, "output"), source=str(folder),
+    )
+
+
+def load_gemmascope(path, hookpoint: str) -> SparseCoder:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "params.npz"
+    if not p.is_file():
+        raise AutointerpError(f"Gemma Scope params '{p}' do not exist. Point dictionary.path at params.npz or its folder.")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            w = {k: torch.from_numpy(np.asarray(z[k], dtype=np.float32)) for k in z.files}
+    except (ValueError, OSError, EOFError) as e:
+        raise AutointerpError(f"Gemma Scope params '{p}' are truncated or malformed ({e}).") from None
+    _need(w, ["W_enc", "W_dec", "b_enc", "b_dec", "threshold"], p)
+    return SparseCoder(w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"], activation="jumprelu",
+                       threshold=w["threshold"], subtract_b_dec=False, hookpoint=hookpoint,
+                       reads=(hookpoint, "output"), writes=(hookpoint, "output"), source=str(p))
+
+
+def load_dictionary(cfg: DictionaryConfig, hookpoint: str, model=None):
+    """Load the dictionary of ``hookpoint``; with ``model`` given its width is checked."""
+    if cfg.format == "neurons":
+        if model is None:
+            raise AutointerpError("a neuron dictionary needs the model.")
+        mlp = hookpoint if hookpoint.endswith(".mlp") else f"{hookpoint}.mlp"
+        down = resolve_module(model, mlp)
+        proj = getattr(down, "down_proj", None) or getattr(down, "c_proj", None) or getattr(down, "fc2", None)
+        if proj is None:
+            raise AutointerpError(f"cannot find the MLP's output projection under '{mlp}' for the neuron baseline.")
+        name = next(n for n, m in down.named_modules() if m is proj)
+        return NeuronDictionary(hookpoint, f"{mlp}.{name}", proj.in_features, cfg.k)
+    loader = {"sparsify": load_sparsify, "saelens": load_saelens, "gemmascope": load_gemmascope}[cfg.format]
+    coder = loader(cfg.path, hookpoint)
+    if model is not None:
+        check_width(coder, model)
+    return coder
+
+
+def check_width(coder: SparseCoder, model) -> None:
+    module, side = coder.reads
+    width = hidden_size(model, module, side)
+    if coder.d_in != width:
+        raise AutointerpError(
+            f"dictionary '{coder.source}' expects activations of width {coder.d_in}, but the model's "
+            f"'{module}' {side} has width {width}. Is this SAE for another model or hookpoint?"
+        )

@@ -1,0 +1,246 @@
+"""On-disk sparse latent activations: streamed, compact, resumable.
+
+Layout of one hookpoint's cache (``root``)::
+
+    meta.json                      # written first; ``complete: true`` only after the last chunk
+    stats.safetensors              # per latent: firing_count, max_activation, sum_activation
+    chunks/c00000/s0000.safetensors  # token chunk 0, latents [0, shard_size)
+    chunks/c00000/s0001.safetensors  # token chunk 0, latents [shard_size, 2*shard_size)
+    chunks/c00000/stats.safetensors
+    ...
+
+Each shard file is token-major CSR over the chunk's tokens: ``indptr`` (int32, one per token
+plus one), ``latents`` (uint16, relative to the shard's first latent) and ``values``
+(float16). That is 4 bytes per non-zero plus 4 per token, and the token ids are stored
+once for the whole corpus, not per shard. A chunk is written into ``c00000.tmp`` and renamed
+when complete, so a killed run never leaves a chunk that looks complete but is not; a
+re-run only computes the missing chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import AutointerpError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+FP16_MAX = 65504.0
+
+
+@dataclass
+class ShardActivations:
+    """The non-zero activations of a latent range, sorted by latent then token.
+
+    ``tokens`` are flat token positions (context * ctx_len + position), ``latents`` absolute
+    latent indices, ``values`` float32.
+    """
+
+    start: int
+    end: int
+    tokens: np.ndarray
+    latents: np.ndarray
+    values: np.ndarray
+
+    def latent_slices(self) -> dict[int, slice]:
+        """Latent -> slice into the arrays, for every latent of the range that fires."""
+        if len(self.latents) == 0:
+            return {}
+        bounds = np.flatnonzero(np.diff(self.latents)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(self.latents)]])
+        return {int(self.latents[s]): slice(int(s), int(e)) for s, e in zip(starts, ends)}
+
+
+class LatentCacheWriter:
+    def __init__(self, root: str | Path, *, meta: dict, num_chunks: int):
+        self.root = Path(root)
+        self.meta = dict(meta, format_version=FORMAT_VERSION, num_chunks=num_chunks, complete=False)
+        old = self._read_meta()
+        if old is not None and old.get("fingerprint") != meta.get("fingerprint"):
+            log.warning("cache %s was built with another configuration; rebuilding it", self.root)
+            shutil.rmtree(self.root)
+        (self.root / "chunks").mkdir(parents=True, exist_ok=True)
+        for tmp in (self.root / "chunks").glob("*.tmp"):
+            shutil.rmtree(tmp)  # left by a killed run
+        if old is None or not (self.root / "meta.json").exists():
+            self._write_meta(self.meta)
+        else:
+            self.meta = dict(old, complete=False) if old.get("complete") is False else old
+
+    def _read_meta(self):
+        p = self.root / "meta.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def _write_meta(self, meta: dict) -> None:
+        tmp = self.root / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        tmp.replace(self.root / "meta.json")
+
+    @property
+    def shard_size(self) -> int:
+        return self.meta["shard_size"]
+
+    def chunk_dir(self, i: int) -> Path:
+        return self.root / "chunks" / f"c{i:05d}"
+
+    def pending_chunks(self) -> list[int]:
+        return [i for i in range(self.meta["num_chunks"]) if not self.chunk_dir(i).is_dir()]
+
+    def write_chunk(self, i: int, values: torch.Tensor, indices: torch.Tensor) -> int:
+        """Store chunk ``i`` from per-token padded sparse latents [n_tokens, m]; returns non-zeros."""
+        n_tok = values.shape[0]
+        num_latents, shard_size = self.meta["num_latents"], self.shard_size
+        values = values.float().clamp(max=FP16_MAX)
+        mask = values > 0
+        tok = torch.arange(n_tok).unsqueeze(1).expand_as(values)[mask]
+        lat = indices[mask].long()
+        val = values[mask]
+        # stats
+        count = torch.bincount(lat, minlength=num_latents)
+        vmax = torch.zeros(num_latents).scatter_reduce_(0, lat, val, "amax")
+        vsum = torch.zeros(num_latents, dtype=torch.float64).index_add_(0, lat, val.double())
+        # split by shard, keeping token order inside each shard
+        shard = lat // shard_size
+        order = torch.sort(shard, stable=True).indices
+        tok, lat, val, shard = tok[order], lat[order], val[order], shard[order]
+        n_shards = -(-num_latents // shard_size)
+        bounds = torch.searchsorted(shard, torch.arange(n_shards + 1))
+        tmp = self.root / "chunks" / f"c{i:05d}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        for s in range(n_shards):
+            a, b = int(bounds[s]), int(bounds[s + 1])
+            counts = torch.bincount(tok[a:b], minlength=n_tok)
+            indptr = torch.zeros(n_tok + 1, dtype=torch.int32)
+            indptr[1:] = torch.cumsum(counts, 0)
+            save_file({
+                "indptr": indptr,
+                "latents": (lat[a:b] - s * shard_size).to(torch.int32).to(torch.uint16),
+                "values": val[a:b].to(torch.float16),
+            }, str(tmp / f"s{s:04d}.safetensors"))
+        save_file({"firing_count": count, "max_activation": vmax, "sum_activation": vsum},
+                  str(tmp / "stats.safetensors"))
+        tmp.rename(self.chunk_dir(i))
+        return int(mask.sum())
+
+    def finalize(self, **extra) -> dict:
+        """Aggregate chunk statistics and mark the cache complete."""
+        if self.pending_chunks():
+            raise AutointerpError(f"cache {self.root} still misses chunks {self.pending_chunks()[:5]}.")
+        n = self.meta["num_latents"]
+        count = torch.zeros(n, dtype=torch.int64)
+        vmax = torch.zeros(n)
+        vsum = torch.zeros(n, dtype=torch.float64)
+        for i in range(self.meta["num_chunks"]):
+            st = load_file(str(self.chunk_dir(i) / "stats.safetensors"))
+            count += st["firing_count"]
+            vmax = torch.maximum(vmax, st["max_activation"])
+            vsum += st["sum_activation"]
+        save_file({"firing_count": count, "max_activation": vmax, "sum_activation": vsum},
+                  str(self.root / "stats.safetensors"))
+        self.meta.update(extra, complete=True)
+        self._write_meta(self.meta)
+        return self.meta
+
+
+class LatentCache:
+    """Read side of a complete cache."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        p = self.root / "meta.json"
+        if not p.exists():
+            raise AutointerpError(f"no latent cache at '{self.root}'. Run `kedro run --pipelines cache` first.")
+        self.meta = json.loads(p.read_text())
+        if not self.meta.get("complete"):
+            raise AutointerpError(
+                f"the latent cache at '{self.root}' is incomplete (a run stopped half-way). "
+                "Run `kedro run --pipelines cache` again: it resumes where it stopped."
+            )
+
+    hookpoint = property(lambda self: self.meta["hookpoint"])
+    num_latents = property(lambda self: self.meta["num_latents"])
+    ctx_len = property(lambda self: self.meta["ctx_len"])
+    n_contexts = property(lambda self: self.meta["n_contexts"])
+    shard_size = property(lambda self: self.meta["shard_size"])
+    chunk_contexts = property(lambda self: self.meta["chunk_contexts"])
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_contexts * self.ctx_len
+
+    @property
+    def shard_ranges(self) -> list[tuple[int, int]]:
+        n, s = self.num_latents, self.shard_size
+        return [(a, min(a + s, n)) for a in range(0, n, s)]
+
+    def stats(self) -> dict[str, np.ndarray]:
+        st = load_file(str(self.root / "stats.safetensors"))
+        out = {k: v.numpy() for k, v in st.items()}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["mean_activation"] = np.where(out["firing_count"] > 0, out["sum_activation"] / np.maximum(out["firing_count"], 1), 0.0)
+        out["frequency"] = out["firing_count"] / self.n_tokens
+        return out
+
+    def _chunks(self):
+        for i in range(self.meta["num_chunks"]):
+            yield i, self.root / "chunks" / f"c{i:05d}"
+
+    def load_shard(self, s: int) -> ShardActivations:
+        """All non-zeros of latent shard ``s``, sorted by latent then token."""
+        start, end = self.shard_ranges[s]
+        toks, lats, vals = [], [], []
+        tokens_per_chunk = self.chunk_contexts * self.ctx_len
+        for i, d in self._chunks():
+            f = load_file(str(d / f"s{s:04d}.safetensors"))
+            indptr = f["indptr"].long()
+            counts = indptr[1:] - indptr[:-1]
+            toks.append(torch.repeat_interleave(torch.arange(len(counts)), counts) + i * tokens_per_chunk)
+            lats.append(f["latents"].to(torch.int32).long() + start)
+            vals.append(f["values"].float())
+        tok = torch.cat(toks) if toks else torch.zeros(0, dtype=torch.long)
+        lat = torch.cat(lats) if lats else torch.zeros(0, dtype=torch.long)
+        val = torch.cat(vals) if vals else torch.zeros(0)
+        order = torch.argsort(lat * self.n_tokens + tok)
+        return ShardActivations(start, end, tok[order].numpy(), lat[order].numpy(), val[order].numpy())
+
+    def iter_shards(self):
+        for s in range(len(self.shard_ranges)):
+            yield self.load_shard(s)
+
+    def latent_activations(self, latent: int) -> tuple[np.ndarray, np.ndarray]:
+        """(flat token positions, values) where ``latent`` fires."""
+        if not 0 <= latent < self.num_latents:
+            raise AutointerpError(f"latent {latent} is out of range: hookpoint {self.hookpoint} has {self.num_latents} latents.")
+        sh = self.load_shard(latent // self.shard_size)
+        sl = sh.latent_slices().get(latent, slice(0, 0))
+        return sh.tokens[sl], sh.values[sl]
+
+    def dense(self, flat_tokens: np.ndarray) -> np.ndarray:
+        """Dense activations [len(flat_tokens), num_latents] for a few tokens (for checks)."""
+        flat_tokens = np.asarray(flat_tokens)
+        out = np.zeros((len(flat_tokens), self.num_latents), dtype=np.float32)
+        tokens_per_chunk = self.chunk_contexts * self.ctx_len
+        for row, t in enumerate(flat_tokens):
+            i, local = divmod(int(t), tokens_per_chunk)
+            d = self.root / "chunks" / f"c{i:05d}"
+            for s, (start, _) in enumerate(self.shard_ranges):
+                f = load_file(str(d / f"s{s:04d}.safetensors"))
+                a, b = int(f["indptr"][local]), int(f["indptr"][local + 1])
+                lat = f["latents"][a:b].to(torch.int32).numpy() + start
+                out[row, lat] = f["values"][a:b].float().numpy()
+        return out
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.root / "chunks").rglob("s*.safetensors"))

