@@ -1,0 +1,300 @@
+"""Gather the outputs of the other stages into one tolerant view for the report.
+
+Every input may be missing (``None``): a stage that has not run yet leaves its column or section
+empty with a note, and the rest of the report still renders. Tables follow docs/formats.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autointerp.errors import ConfigError
+
+# Which stage writes each table (for the "not run yet" notes).
+ROLE_STAGE = {
+    "latents": "sample",
+    "examples": "sample",
+    "explanations": "explain",
+    "scores": "score",
+    "score_metrics": "score",
+}
+METRIC_COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc")
+EXAMPLE_COLUMNS = ("hookpoint", "latent", "split", "kind", "quantile", "tokens", "activations",
+                   "max_activation", "marked")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``parameters_report.yml: report``."""
+
+    title: str = "autointerp latent browser"
+    metrics: list[str] = field(default_factory=lambda: ["balanced_accuracy", "auroc"])
+    max_activating: int = 20          # activating examples shown per latent page
+    max_non_activating: int = 8       # non-activating examples shown per kind
+    histogram_bins: int = 30
+    histograms_from_cache: bool = True  # exact histogram from the latent cache, else from examples
+    stages: list[str] = field(default_factory=lambda: ["sample", "explain", "score", "similarity"])
+    similarity_datasets: list[str] = field(default_factory=list)
+
+    def validate(self, where: str) -> None:
+        bad = [m for m in self.metrics if m not in METRIC_COLUMNS]
+        if bad:
+            raise ConfigError(f"{where}.metrics: unknown metric '{bad[0]}'. Valid: {', '.join(METRIC_COLUMNS)}.")
+        if not self.metrics:
+            raise ConfigError(f"{where}.metrics: give at least one metric, e.g. [balanced_accuracy].")
+        for name in ("max_activating", "max_non_activating", "histogram_bins"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be at least 1, got {getattr(self, name)}.")
+        known = {"sample", "explain", "score", "similarity"}
+        bad = [s for s in self.stages if s not in known]
+        if bad:
+            raise ConfigError(f"{where}.stages: unknown stage '{bad[0]}'. Valid: {', '.join(sorted(known))}.")
+
+
+def as_frame(obj: Any, columns: Iterable[str] | None = None) -> pd.DataFrame | None:
+    """A DataFrame from a DataFrame, a list of records, or a partitioned dataset's dict of
+    partitions (loaders or frames), keeping only ``columns`` that exist. ``None`` stays ``None``."""
+    if obj is None:
+        return None
+    if isinstance(obj, pd.DataFrame):
+        df = obj
+    elif isinstance(obj, Mapping):
+        parts = []
+        for key in sorted(obj):
+            part = obj[key]
+            part = part() if callable(part) else part
+            part = as_frame(part, columns)
+            if part is not None and len(part):
+                parts.append(part)
+        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    elif isinstance(obj, list):
+        df = pd.DataFrame(obj)
+    else:
+        raise TypeError(f"cannot read a table from {type(obj).__name__}")
+    if columns is not None:
+        df = df[[c for c in columns if c in df.columns]]
+    return df
+
+
+def _per_latent_metrics(*tables: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The per-latent metrics table among the score stage's outputs (recognised by its columns)."""
+    for t in tables:
+        if t is not None and "scorer" in t.columns and any(m in t.columns for m in METRIC_COLUMNS):
+            return t
+    return None
+
+
+@dataclass
+class HookpointData:
+    """Everything the report knows about one hookpoint; any table may be ``None``."""
+
+    hookpoint: str
+    latents: pd.DataFrame | None = None
+    examples: pd.DataFrame | None = None
+    explanations: pd.DataFrame | None = None
+    metrics: pd.DataFrame | None = None       # per-latent score metrics
+    histograms: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def missing(self, role: str) -> str | None:
+        """A note when a table is missing: which pipeline writes it."""
+        table = {"latents": self.latents, "examples": self.examples,
+                 "explanations": self.explanations, "scores": self.metrics}[role]
+        if table is not None:
+            return None
+        stage = ROLE_STAGE[role]
+        return f"not available yet: run `kedro run --pipelines {stage}`"
+
+    def latent_ids(self) -> list[int]:
+        for t in (self.latents, self.explanations, self.metrics, self.examples):
+            if t is not None and "latent" in t.columns and len(t):
+                return sorted(int(x) for x in t["latent"].unique())
+        return sorted(self.histograms)
+
+
+def hookpoint_data(hookpoint: str, tables: Mapping[str, Any], cfg: ReportConfig,
+                   latent_cache: Any = None) -> HookpointData:
+    """Normalise one hookpoint's tables (``tables`` maps role -> loaded dataset or None)."""
+    examples = as_frame(tables.get("examples"), EXAMPLE_COLUMNS)
+    if examples is not None:
+        examples = _trim_examples(examples, cfg)
+    data = HookpointData(
+        hookpoint=hookpoint,
+        latents=as_frame(tables.get("latents")),
+        examples=examples,
+        explanations=as_frame(tables.get("explanations")),
+        metrics=_per_latent_metrics(as_frame(tables.get("score_metrics")), as_frame(tables.get("scores"))),
+    )
+    latents = data.latent_ids()
+    if latent_cache is not None and cfg.histograms_from_cache:
+        data.histograms = cache_histograms(latent_cache, latents, cfg.histogram_bins)
+    elif data.examples is not None:
+        data.histograms = example_histograms(data.examples, cfg.histogram_bins)
+    return data
+
+
+def _trim_examples(df: pd.DataFrame, cfg: ReportConfig) -> pd.DataFrame:
+    """Keep only the examples a page shows: the strongest activating ones, a few of each other kind."""
+    if not len(df):
+        return df
+    df = df.sort_values(["latent", "max_activation"], ascending=[True, False], kind="stable")
+    act = df["kind"] == "activating"
+    top = df[act].groupby("latent", sort=False).head(cfg.max_activating)
+    rest = df[~act].groupby(["latent", "kind"], sort=False).head(cfg.max_non_activating)
+    return pd.concat([top, rest], ignore_index=True)
+
+
+def cache_histograms(cache: Any, latents: Iterable[int], bins: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Histogram of every non-zero activation of each latent, read one cache shard at a time."""
+    wanted = sorted(set(int(x) for x in latents))
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    by_shard: dict[int, list[int]] = {}
+    for lat in wanted:
+        if 0 <= lat < cache.num_latents:
+            by_shard.setdefault(lat // cache.shard_size, []).append(lat)
+    for s, lats in by_shard.items():
+        shard = cache.load_shard(s)
+        slices = shard.latent_slices()
+        for lat in lats:
+            values = shard.values[slices[lat]] if lat in slices else np.zeros(0, np.float32)
+            out[lat] = histogram(values, bins)
+    return out
+
+
+def example_histograms(examples: pd.DataFrame, bins: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Histogram of the non-zero activations inside the sampled windows (when no cache is given)."""
+    out = {}
+    for lat, g in examples.groupby("latent"):
+        vals = np.concatenate([np.asarray(a, dtype=np.float32) for a in g["activations"]]) if len(g) else np.zeros(0)
+        out[int(lat)] = histogram(vals[vals > 0], bins)
+    return out
+
+
+def histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    hi = float(values.max())
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, hi if hi > 0 else 1.0))
+    return counts, edges
+
+
+def _row_lookup(df: pd.DataFrame | None) -> dict[int, dict]:
+    if df is None or "latent" not in df.columns:
+        return {}
+    return {int(r["latent"]): r for r in df.drop_duplicates("latent").to_dict("records")}
+
+
+def scorers(data: Iterable[HookpointData]) -> list[str]:
+    names: set[str] = set()
+    for d in data:
+        if d.metrics is not None and len(d.metrics):
+            names.update(str(s) for s in d.metrics["scorer"].unique())
+    return sorted(names)
+
+
+def metric_pairs(data: HookpointData, latent: int) -> dict[str, dict[str, dict[str, float | None]]]:
+    """scorer -> metric (and ``recall_q*``, ``n``, ``n_failed``) -> {real, control} for one latent."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    m = data.metrics
+    if m is None or not len(m):
+        return out
+    rows = m[m["latent"] == latent]
+    value_cols = [c for c in rows.columns if c in METRIC_COLUMNS or c.startswith("recall_q") or c in ("n", "n_failed")]
+    for scorer, g in rows.groupby("scorer", sort=True):
+        per: dict[str, dict[str, float | None]] = {}
+        for ctrl_flag, sub in g.groupby(g["control"].astype(bool) if "control" in g.columns else np.zeros(len(g), bool)):
+            key = "control" if ctrl_flag else "real"
+            for c in value_cols:
+                v = pd.to_numeric(sub[c], errors="coerce").mean()
+                per.setdefault(c, {"real": None, "control": None})[key] = None if pd.isna(v) else float(v)
+        out[str(scorer)] = per
+    return out
+
+
+def index_rows(data: list[HookpointData], cfg: ReportConfig) -> list[dict]:
+    """One dict per latent for the index: identity, frequency, explanation, every score."""
+    rows = []
+    for d in data:
+        lat_info = _row_lookup(d.latents)
+        expl = _row_lookup(d.explanations)
+        for lat in d.latent_ids():
+            info = lat_info.get(lat, {})
+            e = expl.get(lat)
+            row = {
+                "hookpoint": d.hookpoint,
+                "latent": lat,
+                "frequency": _num(info.get("frequency")),
+                "firing_count": _num(info.get("firing_count")),
+                "max_activation": _num(info.get("max_activation")),
+                "status": info.get("status"),
+                "explanation": None if e is None else _text(e.get("explanation")),
+                "explain_failure": None if e is None else _text(e.get("failure")),
+                "scores": metric_pairs(d, lat),
+            }
+            rows.append(row)
+    return rows
+
+
+def _num(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(v) else v
+
+
+def _text(v) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return str(v)
+
+
+def flat_metrics(data: list[HookpointData], metric: str) -> pd.DataFrame:
+    """Long table hookpoint, latent, scorer, control, value of one metric (for the plots)."""
+    parts = []
+    for d in data:
+        m = d.metrics
+        if m is None or metric not in m.columns or not len(m):
+            continue
+        ctrl = m["control"].astype(bool) if "control" in m.columns else pd.Series(False, index=m.index)
+        parts.append(pd.DataFrame({
+            "hookpoint": d.hookpoint, "latent": m["latent"].astype(int), "scorer": m["scorer"].astype(str),
+            "control": ctrl.values, "value": pd.to_numeric(m[metric], errors="coerce").values,
+        }))
+    if not parts:
+        return pd.DataFrame(columns=["hookpoint", "latent", "scorer", "control", "value"])
+    df = pd.concat(parts, ignore_index=True)
+    return df.groupby(["hookpoint", "latent", "scorer", "control"], as_index=False)["value"].mean()
+
+
+def similarity_matrices(similarity: Mapping[str, Any] | None) -> dict[str, pd.DataFrame]:
+    """Square-ish numeric matrices among the similarity stage's outputs, by name (others skipped)."""
+    out: dict[str, pd.DataFrame] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, Callable) and not isinstance(obj, (pd.DataFrame, np.ndarray)):
+            obj = obj()
+        if isinstance(obj, np.ndarray) and obj.ndim == 2:
+            out[name] = pd.DataFrame(obj)
+        elif isinstance(obj, pd.DataFrame) and len(obj) and obj.shape[1] >= 2:
+            num = obj.select_dtypes("number")
+            if num.shape[1] == obj.shape[1]:
+                out[name] = num
+            elif {"a", "b"} <= set(obj.columns) or {"hookpoint_a", "hookpoint_b"} <= set(obj.columns):
+                a, b = ("a", "b") if "a" in obj.columns else ("hookpoint_a", "hookpoint_b")
+                vals = [c for c in num.columns]
+                for v in vals:
+                    out[f"{name}.{v}"] = obj.pivot_table(index=a, columns=b, values=v, aggfunc="mean")
+        elif isinstance(obj, Mapping):
+            for k in sorted(obj):
+                visit(f"{name}.{k}", obj[k])
+
+    for name, obj in (similarity or {}).items():
+        if obj is not None:
+            visit(name, obj)
+    return out

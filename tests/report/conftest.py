@@ -1,0 +1,79 @@
+"""Hand-made stage outputs (docs/formats.md) for the report tests: two hookpoints, a latent whose
+corpus text and explanation carry markup that must never run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+HOOKPOINTS = ["layers.2", "layers.2.mlp"]
+LATENTS = {"layers.2": [3, 7, 11, 20], "layers.2.mlp": [0, 5, 9]}
+EVIL_TOKEN = "<script>window.__pwned=1;document.title='pwned'</script>"
+EVIL_EXPLANATION = 'HTML tags like <img src=x onerror="window.__pwned=2"> and <b>bold</b>'
+WORDS = [" the", " king", " of", " Denmark", " is", " dead", ",", " long", " live", " the", " queen", "\n"]
+SCORERS = ["detection", "fuzzing"]
+N_QUANTILES = 4
+
+
+def _window(rng, latent, kind, split, quantile, peak, evil=False):
+    n = 12
+    tokens = [WORDS[(latent + i) % len(WORDS)] for i in range(n)]
+    acts = np.zeros(n, dtype=np.float32)
+    marked = -1
+    if kind == "activating":
+        marked = 5
+        acts[marked] = peak
+        acts[marked + 1] = peak * 0.4
+        acts[marked - 1] = peak * 0.1
+    if evil:
+        tokens[2] = EVIL_TOKEN
+        tokens[3] = "<b>not bold</b>"
+    return {"split": split, "kind": kind, "quantile": quantile, "context": int(rng.integers(0, 100)),
+            "start": int(rng.integers(0, 50)), "token_ids": list(range(n)), "tokens": tokens,
+            "activations": acts.tolist(), "max_activation": float(acts.max()), "marked": marked}
+
+
+def stage_tables(hookpoint: str) -> dict[str, pd.DataFrame]:
+    """latents, examples, explanations, scores (per example), score_metrics for one hookpoint."""
+    rng = np.random.default_rng(len(hookpoint))
+    lat, ex, expl, per_ex, met = [], [], [], [], []
+    for i, latent in enumerate(LATENTS[hookpoint]):
+        lat.append({"hookpoint": hookpoint, "latent": latent, "firing_count": 10 + 7 * i,
+                    "frequency": (10 + 7 * i) / 8192, "max_activation": 3.0 + i, "mean_activation": 1.0,
+                    "status": "ok"})
+        evil = hookpoint == "layers.2" and latent == 7
+        for j in range(6):
+            q = j % N_QUANTILES
+            ex.append({"hookpoint": hookpoint, "latent": latent,
+                       **_window(rng, latent, "activating", "train" if j < 3 else "test", q,
+                                 (3.0 + i) * (q + 1) / N_QUANTILES, evil=evil and j == 0)})
+        for kind in ("random", "neighbour"):
+            for _ in range(2):
+                ex.append({"hookpoint": hookpoint, "latent": latent, **_window(rng, latent, kind, "test", -1, 0.0)})
+        text = EVIL_EXPLANATION if evil else f"the word{WORDS[(latent + 5) % len(WORDS)]!s} in royal speech #{latent}"
+        expl.append({"hookpoint": hookpoint, "latent": latent, "explanation": text, "explainer": "default",
+                     "model": "smollm2", "prompt_tokens": 600, "completion_tokens": 20, "seconds": 1.0,
+                     "failure": None, "raw": text})
+        for s_i, scorer in enumerate(SCORERS):
+            for control in (False, True):
+                base = 0.55 + 0.08 * i + 0.05 * s_i if not control else 0.5 - 0.02 * i
+                row = {"hookpoint": hookpoint, "latent": latent, "scorer": scorer, "control": control,
+                       "accuracy": base, "balanced_accuracy": base, "precision": base, "recall": base,
+                       "f1": base, "auroc": min(base + 0.1, 1.0), "n": 10, "n_failed": 0,
+                       "prompt_tokens": 100, "completion_tokens": 0, "seconds": 0.1}
+                for q in range(N_QUANTILES):
+                    row[f"recall_q{q}"] = min(1.0, base * (q + 1) / N_QUANTILES + 0.2)
+                met.append(row)
+                for k in range(4):
+                    per_ex.append({"hookpoint": hookpoint, "latent": latent, "scorer": scorer, "control": control,
+                                   "example_id": k, "kind": "activating" if k < 2 else "random",
+                                   "quantile": k if k < 2 else -1, "label": int(k < 2),
+                                   "prediction": int(k < 2), "score": 0.9 if k < 2 else 0.1, "failure": None})
+    return {"latents": pd.DataFrame(lat), "examples": pd.DataFrame(ex), "explanations": pd.DataFrame(expl),
+            "scores": pd.DataFrame(per_ex), "score_metrics": pd.DataFrame(met)}
+
+
+@pytest.fixture(scope="session")
+def fixture_tables() -> dict[str, dict[str, pd.DataFrame]]:
+    return {h: stage_tables(h) for h in HOOKPOINTS}
