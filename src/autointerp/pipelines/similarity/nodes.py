@@ -1,0 +1,109 @@
+"""Nodes of the ``similarity`` pipeline (thin glue over :mod:`autointerp.similarity`)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from autointerp import similarity as sim
+from autointerp.config import parse_config
+from autointerp.dictionaries import DictionaryConfig, load_dictionary
+from autointerp.errors import AutointerpError, ConfigError
+from autointerp.latent_cache import LatentCache
+
+log = logging.getLogger(__name__)
+
+WHERE = "parameters: similarity"
+
+
+def similarity_config(similarity: dict, hookpoints: dict | None = None) -> sim.SimilarityConfig:
+    cfg = parse_config(sim.SimilarityConfig, similarity, WHERE)
+    if hookpoints is not None:
+        cfg.check_hookpoints(hookpoints, WHERE)
+    return cfg
+
+
+def _decoder(hookpoints: dict, hookpoint: str) -> np.ndarray | None:
+    """``W_dec`` [n, d] of a hookpoint's dictionary; None for neurons (no decoder without the model)."""
+    cfg = parse_config(DictionaryConfig, hookpoints[hookpoint], f"parameters: hookpoints.{hookpoint}")
+    if cfg.format == "neurons":
+        return None
+    coder = load_dictionary(cfg, hookpoint)
+    return coder.W_dec.detach().float().numpy()
+
+
+def _check_cache(cache, hookpoint: str) -> LatentCache:
+    if not isinstance(cache, LatentCache):
+        raise AutointerpError(f"no latent cache for '{hookpoint}'. Run `kedro run --pipelines cache` first.")
+    return cache
+
+
+def _check_explanations(df, hookpoint: str):
+    if df is None:
+        return None
+    if not isinstance(df, pd.DataFrame) or len(df) == 0:
+        raise AutointerpError(
+            f"no explanations for '{hookpoint}'. Run `kedro run --pipelines explain` (after sample) first."
+        )
+    return df
+
+
+def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanations_a=None, explanations_b=None,
+                 *, pair: tuple[str, str]):
+    """Compare the dictionaries of one pair of hookpoints.
+
+    Returns the matched pairs (co-activation matching, both explanations side by side), the
+    summary per (matching, measure), the Jaccard and decoder-cosine matrices, the figures and
+    the MLflow metrics.
+    """
+    a, b = pair
+    cfg = similarity_config(similarity, hookpoints)
+    cache_a, cache_b = _check_cache(cache_a, a), _check_cache(cache_b, b)
+    for cache, h in ((cache_a, a), (cache_b, b)):
+        if cache.hookpoint != h:
+            raise AutointerpError(f"the cache given for '{h}' holds hookpoint '{cache.hookpoint}'. Re-run `kedro run --pipelines cache`.")
+    explanations_a, explanations_b = _check_explanations(explanations_a, a), _check_explanations(explanations_b, b)
+    W_a = W_b = None
+    if cfg.decoder_baseline != "never":
+        W_a, W_b = _decoder(hookpoints, a), _decoder(hookpoints, b)
+    cross = None
+    if cfg.cross_scoring.enabled:
+        raise ConfigError(
+            f"{WHERE}.cross_scoring.enabled: cross-scoring needs the score stage's detection scorer wired "
+            "to the sample stage's examples, which this version does not do yet. Set it to false."
+        )
+    result = sim.compare(cache_a, cache_b, cfg=cfg, explanations_a=explanations_a, explanations_b=explanations_b,
+                         W_dec_a=W_a, W_dec_b=W_b, cross_score=cross)
+    if result.unmatched:
+        log.warning("%s has %d latents, %s has %d: %d latents of the wider one are unmatched",
+                    a, cache_a.num_latents, b, cache_b.num_latents, result.unmatched)
+    figures = sim.heatmap_figures(result, cfg.heatmap_latents)
+    metrics = sim.summary_metrics(result.summary, f"similarity.{a}__{b}")
+    empty = np.zeros((0, 0), dtype=np.float32)
+    return (result.matched, result.summary, result.matrices["jaccard"].astype(np.float16),
+            result.matrices.get("decoder_cosine", empty).astype(np.float16), figures,
+            {k: {"value": v, "step": 0} for k, v in metrics.items()})
+
+
+def similarity_overview(*summaries: pd.DataFrame):
+    """All pairs side by side (residual vs MLP vs mixed pairs), as a table and a bar plot."""
+    df = sim.overview([s for s in summaries if s is not None and len(s)])
+    fig = sim.overview_figure(df)
+    metrics = {}
+    if not df.empty:
+        for (kind, matching, measure), g in df.groupby(["kind", "matching", "measure"]):
+            for k in ("mean", "frac_above"):
+                v = g[k].mean()
+                if np.isfinite(v):
+                    metrics[f"similarity.{kind}.{matching}.{measure}.{k}"] = {"value": float(v), "step": 0}
+    return df, fig, metrics
+
+
+def score_comparison(hookpoints: dict, similarity: dict, *tables, names: list[str]):
+    """Score distributions of each hookpoint's dictionary side by side, with bootstrap 95% CIs."""
+    cfg = similarity_config(similarity)
+    labels = {h: sim.dictionary_label(hookpoints.get(h)) for h in names}
+    table = sim.compare_scores(dict(zip(names, tables)), labels, cfg.score_metric, cfg.seed, cfg.bootstrap)
+    return table, sim.scores_figure(table, cfg.score_metric)

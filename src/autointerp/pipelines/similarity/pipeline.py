@@ -1,0 +1,66 @@
+"""The ``similarity`` pipeline: one namespace per configured pair (``--namespaces layers_4__layers_5``),
+then an overview of all pairs; with ``similarity.score_comparison`` also the score distributions
+of every configured hookpoint side by side (the latents-vs-neurons experiment)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from kedro.pipeline import Node, Pipeline
+
+from autointerp.hooks import run_parameters
+from autointerp.pipelines.cache.pipeline import bind
+from autointerp.pipelines.namespaces import configured_hookpoints, namespace
+
+from . import nodes
+
+log = logging.getLogger(__name__)
+
+_PIPELINES = Path(__file__).resolve().parents[1]
+
+
+def stage_available(stage: str) -> bool:
+    """Whether the project has the pipeline of ``stage`` (stages land independently)."""
+    return (_PIPELINES / stage / "pipeline.py").exists()
+
+
+def pair_namespace(a: str, b: str) -> str:
+    return f"{namespace(a)}__{namespace(b)}"
+
+
+def configured_pairs() -> list[tuple[str, str]]:
+    pairs = (run_parameters().get("similarity") or {}).get("pairs") or []
+    return [tuple(p) for p in pairs if isinstance(p, (list, tuple)) and len(p) == 2]
+
+
+def pair_pipeline(a: str, b: str, explanations: bool) -> Pipeline:
+    pns = pair_namespace(a, b)
+    inputs = {"cache_a": f"{namespace(a)}.latent_cache", "cache_b": f"{namespace(b)}.latent_cache",
+              "hookpoints": "params:hookpoints", "similarity": "params:similarity"}
+    if explanations:
+        inputs |= {"explanations_a": f"{namespace(a)}.explanations", "explanations_b": f"{namespace(b)}.explanations"}
+    outputs = [f"{pns}.similarity_matched", f"{pns}.similarity_summary", f"{pns}.jaccard_matrix",
+               f"{pns}.decoder_cosine_matrix", f"{pns}.similarity_plots", f"{pns}.similarity_metrics"]
+    return Pipeline([Node(bind(nodes.compare_pair, pair=(a, b)), inputs, outputs, name="compare_pair", namespace=pns)])
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    explanations = stage_available("explain")
+    if not explanations:
+        log.warning("the explain stage is not in this project: similarity runs without explanation measures")
+    pairs = configured_pairs()
+    pipe = sum((pair_pipeline(a, b, explanations) for a, b in pairs), Pipeline([]))
+    if pairs:
+        pipe += Pipeline([Node(nodes.similarity_overview, [f"{pair_namespace(a, b)}.similarity_summary" for a, b in pairs],
+                               ["similarity_overview", "similarity_overview_plot", "similarity_overview_metrics"],
+                               name="similarity_overview")])
+    if (run_parameters().get("similarity") or {}).get("score_comparison"):
+        if stage_available("score"):
+            names = configured_hookpoints()
+            pipe += Pipeline([Node(bind(nodes.score_comparison, names=names),
+                                   ["params:hookpoints", "params:similarity"] + [f"{namespace(h)}.score_metrics" for h in names],
+                                   ["score_comparison", "score_comparison_plot"], name="score_comparison")])
+        else:
+            log.warning("similarity.score_comparison is set but the score stage is not in this project yet: skipped")
+    return pipe
