@@ -77,3 +77,59 @@ def stage_tables(hookpoint: str) -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="session")
 def fixture_tables() -> dict[str, dict[str, pd.DataFrame]]:
     return {h: stage_tables(h) for h in HOOKPOINTS}
+
+
+PROJECT = __import__("pathlib").Path(__file__).resolve().parents[2]
+MISSING = ("layers.2.mlp", "explanations")  # left out on purpose: the report must say so
+
+
+def similarity_overview() -> pd.DataFrame:
+    rows = []
+    for a, b, v in (("layers.2", "layers.2.mlp", 0.3), ("layers.2", "layers.2", 1.0), ("layers.2.mlp", "layers.2.mlp", 1.0)):
+        for measure in ("jaccard", "explanation_cosine"):
+            rows.append({"hookpoint_a": a, "hookpoint_b": b, "matching": "coactivation", "measure": measure,
+                         "mean": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "fraction_above": v})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory, fixture_tables):
+    """The real report pipeline, run by Kedro's runner on the test env's catalog (real site and
+    plot datasets, MLflow logging to a sqlite store in tmp), fed the hand-made stage tables."""
+    import mlflow
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+    from kedro.runner import SequentialRunner
+
+    from autointerp.settings import CONFIG_LOADER_ARGS
+
+    from autointerp.pipelines.report.pipeline import OptionalInputsHook, create_pipeline
+
+    root = tmp_path_factory.mktemp("report_run")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    # the project's catalog as `kedro run --env test --params data_root=<root>` builds it
+    conf = OmegaConfigLoader(str(PROJECT / "conf"), env="test", runtime_params={"data_root": str(root)},
+                             **{k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"})
+    catalog = DataCatalog.from_config(conf["catalog"])
+    catalog["params:report"] = conf["parameters"]["report"]
+    pipe = create_pipeline(hookpoints=HOOKPOINTS, stage_exists=lambda stage: True)
+    for name in pipe.inputs():
+        if name.startswith("params:") or name.endswith(".latent_cache"):
+            continue  # no cache in this run: the hook passes None, histograms come from examples
+        if name == "similarity_overview":
+            catalog[name] = similarity_overview()
+            continue
+        ns, role = name.split(".", 1)
+        hookpoint = next(h for h in HOOKPOINTS if h.replace(".", "_") == ns)
+        if (hookpoint, role) != MISSING:
+            catalog[name] = fixture_tables[hookpoint][role]
+    OptionalInputsHook().before_pipeline_run({}, pipe, catalog)
+    try:
+        SequentialRunner().run(pipe, catalog)
+        run_id = mlflow.active_run().info.run_id if mlflow.active_run() else None
+    finally:
+        mlflow.end_run()
+    yield {"root": root, "site": root / "08_reporting" / "site", "plots": root / "08_reporting" / "plots",
+           "run_id": run_id, "tracking_uri": f"sqlite:///{root}/mlflow.db"}
+    mp.undo()

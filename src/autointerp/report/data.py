@@ -39,7 +39,7 @@ class ReportConfig:
     histogram_bins: int = 30
     histograms_from_cache: bool = True  # exact histogram from the latent cache, else from examples
     stages: list[str] = field(default_factory=lambda: ["sample", "explain", "score", "similarity"])
-    similarity_datasets: list[str] = field(default_factory=list)
+    similarity_datasets: list[str] = field(default_factory=lambda: ["similarity_overview"])
 
     def validate(self, where: str) -> None:
         bad = [m for m in self.metrics if m not in METRIC_COLUMNS]
@@ -285,11 +285,17 @@ def similarity_matrices(similarity: Mapping[str, Any] | None) -> dict[str, pd.Da
             num = obj.select_dtypes("number")
             if num.shape[1] == obj.shape[1]:
                 out[name] = num
-            elif {"a", "b"} <= set(obj.columns) or {"hookpoint_a", "hookpoint_b"} <= set(obj.columns):
-                a, b = ("a", "b") if "a" in obj.columns else ("hookpoint_a", "hookpoint_b")
-                vals = [c for c in num.columns]
-                for v in vals:
-                    out[f"{name}.{v}"] = obj.pivot_table(index=a, columns=b, values=v, aggfunc="mean")
+            elif {"hookpoint_a", "hookpoint_b"} <= set(obj.columns):
+                # an overview: one heatmap hookpoint_a x hookpoint_b per measure (and matching)
+                value = "mean" if "mean" in num.columns else (num.columns[0] if num.shape[1] else None)
+                if value is None:
+                    return
+                keys = [k for k in ("matching", "measure") if k in obj.columns]
+                groups = obj.groupby(keys, sort=True) if keys else [((), obj)]
+                for key, g in groups:
+                    key = key if isinstance(key, tuple) else (key,)
+                    label = ".".join([name, *[str(k) for k in key]])
+                    out[label] = g.pivot_table(index="hookpoint_a", columns="hookpoint_b", values=value, aggfunc="mean")
         elif isinstance(obj, Mapping):
             for k in sorted(obj):
                 visit(f"{name}.{k}", obj[k])

@@ -103,7 +103,9 @@ def correlation_plot(data: list[HookpointData], cfg: ReportConfig) -> dict[str, 
     """Spearman correlation between scorers over latents (real explanations, first metric)."""
     metric = cfg.metrics[0]
     df = flat_metrics(data, metric).dropna(subset=["value"])
-    df = df[~df["control"]]
+    if not len(df):
+        return {}
+    df = df[~df["control"].astype(bool)]
     if df["scorer"].nunique() < 2:
         return {}
     wide = df.pivot_table(index=["hookpoint", "latent"], columns="scorer", values="value")

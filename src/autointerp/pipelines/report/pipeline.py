@@ -33,16 +33,17 @@ def stage_exists(stage: str) -> bool:
     return importlib.util.find_spec(f"autointerp.pipelines.{stage}") is not None
 
 
-def report_layout(hookpoints: list[str], cfg) -> list[tuple[tuple[str, str], str]]:
-    """((hookpoint, role), dataset name) for every input of the report node."""
+def report_layout(hookpoints: list[str], cfg, exists=stage_exists) -> list[tuple[tuple[str, str], str]]:
+    """((hookpoint, role), dataset name) for every input of the report node; ``exists(stage)``
+    says whether a stage is part of this project."""
     layout = []
     for h in hookpoints:
         if cfg.histograms_from_cache:
             layout.append(((h, "latent_cache"), f"{namespace(h)}.latent_cache"))
         for stage, roles in STAGE_ROLES.items():
-            if stage in cfg.stages and stage_exists(stage):
+            if stage in cfg.stages and exists(stage):
                 layout.extend(((h, role), f"{namespace(h)}.{role}") for role in roles)
-    if "similarity" in cfg.stages and stage_exists("similarity"):
+    if "similarity" in cfg.stages and exists("similarity"):
         layout.extend((("", name), name) for name in cfg.similarity_datasets)
     return layout
 
@@ -50,7 +51,7 @@ def report_layout(hookpoints: list[str], cfg) -> list[tuple[tuple[str, str], str
 def create_pipeline(**kwargs) -> Pipeline:
     hookpoints = kwargs.get("hookpoints") or configured_hookpoints()
     cfg = nodes.report_config(kwargs.get("report", run_parameters().get("report")))
-    layout = report_layout(hookpoints, cfg)
+    layout = report_layout(hookpoints, cfg, kwargs.get("stage_exists", stage_exists))
     return Pipeline([
         Node(bind(nodes.make_report, layout=[k for k, _ in layout], hookpoints=hookpoints),
              ["params:report"] + [name for _, name in layout],
