@@ -67,3 +67,67 @@ class LatentCacheDataset(JobDataset):
     """The sparse latent cache of one hookpoint (see :mod:`autointerp.latent_cache`)."""
 
     reader = LatentCache
+
+
+def _read_sampled_examples(path):
+    from .sampling import read_sampled_examples
+
+    return read_sampled_examples(path)
+
+
+def _read_latents(path):
+    from .sampling import read_latents
+
+    return read_latents(path)
+
+
+class ExamplesDataset(JobDataset):
+    """Example windows of one hookpoint (see :mod:`autointerp.sampling`): ``save(job)`` samples
+    what is missing; ``load`` gives one DataFrame. In a notebook:
+    ``pd.read_parquet("<path>/examples")``."""
+
+    reader = staticmethod(_read_sampled_examples)
+
+
+class LatentTableDataset(JobDataset):
+    """The latents table written with the examples (same folder): one row per latent considered."""
+
+    reader = staticmethod(_read_latents)
+
+
+def _read_explanations(path):
+    from .explainers import read_explanations
+
+    return read_explanations(path)
+
+
+class ExplanationsDataset(JobDataset):
+    """Explanations of one hookpoint (see :mod:`autointerp.explainers`): ``save(job)`` explains
+    the latents not yet done, one JSON line each as it goes; ``load`` gives one DataFrame.
+    In a notebook: ``pd.read_json("<path>/explanations.jsonl", lines=True)``."""
+
+    reader = staticmethod(_read_explanations)
+
+
+class TrainedSaesDataset(AbstractDataset):
+    """The folder of SAEs trained by the ``train_sae`` stage (one sparsify folder per hookpoint).
+
+    ``save(job)`` runs the training job (a :class:`autointerp.training.TrainJob`), which skips
+    every SAE already trained with the same configuration and tokens. ``load`` returns the
+    folder's path, whether or not anything has been trained there yet."""
+
+    def __init__(self, path: str, metadata: dict | None = None):
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> str:
+        return str(self._path)
+
+    def save(self, job) -> None:
+        job.run(self._path)
+
+    def _exists(self) -> bool:
+        return self._path.is_dir() and any(self._path.rglob("train_report.json"))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
