@@ -1,0 +1,5 @@
+"""``score``: detection, fuzzing, surprisal, embedding (simulation, intruder) with a shuffled control."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
