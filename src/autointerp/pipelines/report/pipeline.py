@@ -24,7 +24,7 @@ OPTIONAL = "optional_inputs"  # node tag: inputs missing on disk are passed as N
 STAGE_ROLES = {
     "sample": ("latents", "examples"),
     "explain": ("explanations",),
-    "score": ("scores", "score_metrics"),
+    "score": ("score_metrics",),  # per-latent metrics; the per-example table is not needed
 }
 log = logging.getLogger(__name__)
 
