@@ -1,0 +1,5 @@
+"""``explain``: one explanation per sampled latent of every configured hookpoint."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

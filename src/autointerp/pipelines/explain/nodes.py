@@ -1,0 +1,68 @@
+"""Nodes of the ``explain`` pipeline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from autointerp.config import parse_config
+from autointerp.explainers import ExplainConfig, ExplainJob
+from autointerp.llm import LLMConfig
+
+
+def llm_config(llm: dict) -> LLMConfig:
+    return parse_config(LLMConfig, llm, "parameters: llm (conf/base/parameters_llm.yml)")
+
+
+def llm_credentials() -> dict | None:
+    """The ``llm`` entry of the run's Kedro credentials (conf/local/credentials.yml), if any.
+
+    Read here rather than through a catalog entry so that a run without credentials (the local
+    backend, or a key in the environment) needs no credentials file. Never logged.
+    """
+    from kedro.config import OmegaConfigLoader
+
+    from autointerp.hooks import _state
+
+    conf = Path(__file__).resolve().parents[4] / "conf"
+    if not conf.is_dir():
+        return None
+    env = _state.get("env") or os.environ.get("KEDRO_ENV") or "local"
+    try:
+        creds = OmegaConfigLoader(str(conf), base_env="base", default_run_env=env)["credentials"]
+    except Exception:  # noqa: BLE001 - no credentials file is fine
+        return None
+    entry = creds.get("llm") if isinstance(creds, dict) else None
+    return dict(entry) if isinstance(entry, dict) else None
+
+
+def explain_latents(examples, llm: dict, explain: dict, *, hookpoint: str) -> ExplainJob:
+    """The lazy job the explanations dataset runs, resuming where a killed run stopped."""
+    cfg = llm_config(llm)
+    needs_key = cfg.backend == "openai" and cfg.api_key_env and not os.environ.get(cfg.api_key_env)
+    return ExplainJob(hookpoint=hookpoint, examples=examples, llm=cfg,
+                      explain=parse_config(ExplainConfig, explain, "parameters: explain"),
+                      credentials=llm_credentials() if needs_key else None)
+
+
+def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
+    """Failures and LLM usage of the explanations, as MLflow metrics."""
+    n = len(explanations)
+    failed = int(explanations["failure"].notna().sum()) if n else 0
+    metrics = {
+        "latents": float(n),
+        "failed": float(failed),
+        "failure_rate": failed / n if n else 0.0,
+        "prompt_tokens": float(explanations["prompt_tokens"].sum()) if n else 0.0,
+        "completion_tokens": float(explanations["completion_tokens"].sum()) if n else 0.0,
+        "tokens_per_explanation": float((explanations["prompt_tokens"] + explanations["completion_tokens"]).mean())
+        if n else 0.0,
+    }
+    meta = explanations.attrs.get("meta") or {}
+    for k, v in (meta.get("usage_this_run") or {}).items():
+        metrics[f"run_{k}"] = float(v)
+    if meta.get("seconds_this_run") and meta.get("explained_this_run"):
+        metrics["latents_per_s"] = meta["explained_this_run"] / meta["seconds_this_run"]
+    return {f"explain.{hookpoint}.{k}": {"value": float(v), "step": 0} for k, v in metrics.items()}

@@ -1,0 +1,27 @@
+"""The ``explain`` pipeline: one namespace per hookpoint (``--namespaces layers_6``)."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from autointerp.pipelines.cache.pipeline import bind
+from autointerp.pipelines.namespaces import configured_hookpoints, namespace
+
+from . import nodes
+
+
+def hookpoint_pipeline(hookpoint: str) -> Pipeline:
+    ns = namespace(hookpoint)
+    return Pipeline(
+        [
+            Node(bind(nodes.explain_latents, hookpoint=hookpoint),
+                 [f"{ns}.examples", "params:llm", "params:explain"],
+                 f"{ns}.explanations", name="explain_latents", namespace=ns),
+            Node(bind(nodes.explain_metrics, hookpoint=hookpoint), f"{ns}.explanations",
+                 f"{ns}.explain_metrics", name="explain_metrics", namespace=ns),
+        ],
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return sum((hookpoint_pipeline(h) for h in configured_hookpoints()), Pipeline([]))

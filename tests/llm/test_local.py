@@ -1,0 +1,57 @@
+"""The local backend on the real SmolLM2: generation, option and continuation log-probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from autointerp.config import parse_config
+from autointerp.errors import ConfigError
+from autointerp.llm import Generation, LLMConfig, make_client
+
+Q = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+Q2 = [{"role": "user", "content": "Is fire hot? Answer Yes or No."}]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, model_and_tokenizer):
+    return make_client(LLMConfig(cache_dir=str(tmp_path_factory.mktemp("cache")), batch_size=4))
+
+
+def test_generate_batched_matches_single(client):
+    batch = client.generate([Q, Q2, [{"role": "user", "content": "Count to three."}]], max_tokens=8)
+    assert all(isinstance(g, Generation) and g.error is None and not g.cached for g in batch)
+    assert "paris" in batch[0].text.lower()
+    assert all(0 < g.completion_tokens <= 8 and g.prompt_tokens > 10 for g in batch)
+    single = make_client(LLMConfig(batch_size=1)).generate([Q], max_tokens=8)[0]
+    assert single.text == batch[0].text  # left padding does not change greedy answers
+    u = client.usage
+    assert u.requests == 3 and u.completion_tokens == sum(g.completion_tokens for g in batch)
+    again = client.generate([Q], max_tokens=8)[0]
+    assert again.cached and again.text == batch[0].text
+    assert client.usage.requests == 3 and client.usage.cached_requests == 1
+
+
+def test_option_logprobs(client):
+    res = client.option_logprobs([Q2, Q], options=["Yes", "No", "10"])
+    for r in res:
+        assert set(r) == {"Yes", "No", "10"} and all(v < 0 and math.isfinite(v) for v in r.values())
+    # "10" is two tokens: the full option is less likely than its first token alone.
+    one = client.option_logprobs([Q2], options=["1"])[0]["1"]
+    assert res[0]["10"] < one
+    assert res[0]["Yes"] > res[0]["10"]
+
+
+def test_continuation_logprobs(client):
+    lp = client.continuation_logprobs(["The capital of France is", "The capital of France is"], [" Paris", " banana"])
+    assert len(lp[0]) == len(lp[0].tokens) >= 1
+    assert sum(lp[0]) > sum(lp[1])
+    assert "".join(lp[1].tokens) == " banana"
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="base_url"):
+        parse_config(LLMConfig, {"backend": "openai"}, "parameters: llm")
+    with pytest.raises(ConfigError, match="unknown backend"):
+        parse_config(LLMConfig, {"backend": "vllm"}, "parameters: llm")
