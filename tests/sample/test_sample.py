@@ -1,0 +1,219 @@
+"""Properties of sampled examples on a real cache (real model, random SAE)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autointerp.config import parse_config
+from autointerp.errors import AutointerpError, ConfigError
+from autointerp.latent_cache import LatentCache
+from autointerp.models import ModelConfig
+from autointerp.sampling import OK, SampleConfig, SampleJob, activating_windows, read_latents, read_sampled_examples
+
+HOOKPOINT = "layers.2"  # as in conftest.py
+
+W = 16
+BASE = {"window_len": W, "n_quantiles": 5, "n_train": 8, "n_test": 10, "seed": 3,
+        "selection": {"mode": "random", "n": 6, "min_activating": 5},
+        "negatives": {"random": 6, "neighbour": 3, "embedding": 6, "pool_windows": 256, "embedding_pool": 128}}
+NO_EMBED = dict(BASE, negatives=dict(BASE["negatives"], embedding=0))
+
+
+def run_sample(sample_cache, out, cfg: dict):
+    root, tokens, cache, dictionary = sample_cache
+    job = SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary,
+                    parse_config(SampleConfig, cfg, "parameters: sample"), progress=False)
+    meta = job.run(out)
+    return meta, read_sampled_examples(out), read_latents(out)
+
+
+@pytest.fixture(scope="module")
+def sampled(sample_cache, tmp_path_factory):
+    return run_sample(sample_cache, tmp_path_factory.mktemp("sampled"), BASE)
+
+
+def cache_values(cache: LatentCache, latent: int) -> dict[int, float]:
+    toks, vals = cache.latent_activations(latent)
+    return dict(zip(toks.tolist(), vals.tolist()))
+
+
+def test_columns_and_counts(sampled):
+    _, ex, lat = sampled
+    for col in ["hookpoint", "latent", "split", "kind", "quantile", "context", "start", "token_ids", "tokens",
+                "activations", "max_activation", "marked"]:
+        assert col in ex.columns
+    ok = lat[lat.status == OK]
+    assert len(ok) == 6 and set(ex.latent) == set(ok.latent)
+    assert (lat.loc[lat.status != OK, "status"].str.len() > 0).all()
+    for latent, g in ex.groupby("latent"):
+        assert (g.split == "train").sum() == 8 and (g.kind == "activating").sum() >= 8 + 5
+        assert set(g[g.split == "train"].kind) == {"activating"}
+        assert (g.kind == "random").sum() == 6
+        assert all(len(t) == W for t in g.token_ids) and all(len(t) == W for t in g.tokens)
+
+
+def test_windows_disjoint_within_latent(sampled):
+    """Test examples are absent from the training set: no two windows of a latent share a token."""
+    _, ex, _ = sampled
+    for latent, g in ex.groupby("latent"):
+        train = g[g.split == "train"]
+        test = g[g.split == "test"]
+        train_keys = set(zip(train.context, train.start))
+        assert not train_keys & set(zip(test.context, test.start))
+        for c, sub in g.groupby("context"):
+            starts = np.sort(sub.start.to_numpy())
+            assert (np.diff(starts) >= W).all(), f"latent {latent}: overlapping windows in context {c}"
+
+
+def test_activations_match_cache(sampled, sample_cache, model_and_tokenizer):
+    _, tokens, cache, _ = sample_cache
+    _, tok = model_and_tokenizer
+    _, ex, _ = sampled
+    for latent, g in ex.groupby("latent"):
+        truth = cache_values(cache, int(latent))
+        for r in g.itertuples():
+            assert 0 <= r.start and r.start + W <= cache.ctx_len
+            assert list(r.token_ids) == tokens[r.context, r.start:r.start + W].tolist()
+            flat = r.context * cache.ctx_len + r.start + np.arange(W)
+            expected = [truth.get(int(t), 0.0) for t in flat]
+            assert np.allclose(r.activations, expected)
+            assert r.max_activation == pytest.approx(max(expected))
+            text = tok.decode(list(r.token_ids), clean_up_tokenization_spaces=False)
+            if "\ufffd" not in text:
+                assert "".join(r.tokens) == text
+            if r.kind == "activating":
+                assert r.activations[r.marked] == truth[int(flat[r.marked])] > 0
+            else:
+                assert r.marked == -1 and r.quantile == -1
+                assert not any(int(t) in truth for t in flat), "non-activating window where the latent fires"
+
+
+def test_activating_token_is_centred(sampled):
+    _, ex, _ = sampled
+    act = ex[ex.kind == "activating"]
+    marked = W * 3 // 4
+    inside = act[(act.start > 0) & (act.start < 64 - W)]
+    assert len(inside) and (inside.marked == marked).all()
+    clipped = act[act.start == 0]
+    assert (clipped.marked <= marked).all()
+
+
+def test_quantile_bins_monotone(sampled, sample_cache):
+    _, tokens, cache, _ = sample_cache
+    _, ex, _ = sampled
+    cfg = parse_config(SampleConfig, BASE, "x")
+    for latent, g in ex[ex.kind == "activating"].groupby("latent"):
+        marked = g.apply(lambda r: r.activations[r.marked], axis=1)
+        by_q = marked.groupby(g["quantile"])
+        qs = sorted(by_q.groups)
+        for a, b in zip(qs, qs[1:]):
+            assert by_q.get_group(a).max() <= by_q.get_group(b).min()
+        test_q = g.loc[g.split == "test", "quantile"]
+        assert test_q.nunique() >= min(5, len(test_q))  # test examples spread over the bins
+        # the full set of windows: bins of equal size by rank, monotone
+        toks, vals = cache.latent_activations(int(latent))
+        win = activating_windows(toks, vals, cache.ctx_len, cfg)
+        sizes = np.bincount(win.quantile, minlength=5)
+        assert sizes.max() - sizes.min() <= 1
+        for q in range(4):
+            assert win.value[win.quantile == q].max() <= win.value[win.quantile == q + 1].min()
+
+
+def test_hard_negatives_closer_than_random(sampled):
+    from autointerp.embeddings import embed
+
+    _, ex, _ = sampled
+    ex = ex[(ex.split == "train") | ex.kind.isin(["embedding", "random"])].reset_index(drop=True)
+    emb = embed(["".join(t) for t in ex.tokens])  # one batch
+    gaps = []
+    for latent, g in ex.groupby("latent"):
+        q = emb[g.index[g.split == "train"]].mean(0)
+        q /= np.linalg.norm(q)
+        sim = {k: emb[g.index[g.kind == k]] @ q for k in ("embedding", "random")}
+        if len(sim["embedding"]) and len(sim["random"]):
+            gaps.append(sim["embedding"].mean() - sim["random"].mean())
+    assert len(gaps) >= 4 and np.mean(gaps) > 0
+
+
+def test_neighbour_negatives_are_where_similar_latents_fire(sampled, sample_cache):
+    from autointerp.dictionaries import load_dictionary
+
+    _, _, cache, dictionary = sample_cache
+    _, ex, _ = sampled
+    W_dec = load_dictionary(dictionary, HOOKPOINT).W_dec.numpy()
+    W_dec = W_dec / np.linalg.norm(W_dec, axis=1, keepdims=True)
+    neg = ex[ex.kind == "neighbour"]
+    assert len(neg)
+    for r in neg.head(6).itertuples():
+        flat = r.context * cache.ctx_len + r.start + np.arange(W)
+        dense = cache.dense(flat)
+        assert dense[:, r.latent].max() == 0
+        others = np.flatnonzero(dense.max(0) > 0)
+        sims = W_dec[others] @ W_dec[r.latent]
+        top10 = np.argsort(-(W_dec @ W_dec[r.latent]))[1:11]
+        assert set(others) & set(top10), "no near neighbour fires in a neighbour window"
+
+
+def test_same_seed_same_samples_and_resume(sample_cache, tmp_path):
+    _, ex1, lat1 = run_sample(sample_cache, tmp_path / "a", NO_EMBED)
+    _, ex2, lat2 = run_sample(sample_cache, tmp_path / "b", NO_EMBED)
+    pd.testing.assert_frame_equal(ex1, ex2)
+    pd.testing.assert_frame_equal(lat1, lat2)
+    # a latent's samples do not depend on which other latents are sampled
+    keep = sorted(set(ex1.latent))[:2]
+    _, ex3, _ = run_sample(sample_cache, tmp_path / "c", dict(NO_EMBED, selection={"mode": "list", "latents": keep, "min_activating": 5}))
+    sub = ex1[ex1.latent.isin(keep)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sub[["latent", "split", "kind", "context", "start"]], ex3[["latent", "split", "kind", "context", "start"]])
+    _, ex4, _ = run_sample(sample_cache, tmp_path / "d", dict(NO_EMBED, seed=99))
+    assert not ex4[["latent", "context", "start"]].equals(ex1[["latent", "context", "start"]])
+    # a re-run with the same configuration is a no-op
+    parts = sorted((tmp_path / "a" / "examples").glob("*.parquet"))
+    mtimes = [p.stat().st_mtime_ns for p in parts]
+    run_sample(sample_cache, tmp_path / "a", NO_EMBED)
+    assert [p.stat().st_mtime_ns for p in parts] == mtimes
+    # a killed run resumes: finished partitions are kept, the missing one is computed
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    (tmp_path / "a" / "meta.json").write_text(json.dumps(dict(meta, complete=False)))
+    for d in ("examples", "status"):
+        (tmp_path / "a" / d / parts[-1].name).unlink()
+    _, ex5, lat5 = run_sample(sample_cache, tmp_path / "a", NO_EMBED)
+    assert [p.stat().st_mtime_ns for p in parts[:-1]] == mtimes[:-1] and parts[-1].exists()
+    pd.testing.assert_frame_equal(ex5, ex1)
+    pd.testing.assert_frame_equal(lat5, lat1)
+
+
+def test_odd_latents_are_recorded_not_fatal(sample_cache, tmp_path):
+    _, _, cache, _ = sample_cache
+    st = cache.stats()
+    dense = int(np.argmax(st["frequency"]))
+    normal = int(np.flatnonzero((st["firing_count"] >= 40) & (st["frequency"] < 0.05))[0])
+    dead = int(np.flatnonzero(st["firing_count"] == 0)[0]) if (st["firing_count"] == 0).any() else None
+    latents = [dense, normal, cache.num_latents + 5] + ([dead] if dead is not None else [])
+    cfg = dict(NO_EMBED, n_train=500, n_test=500,
+               selection={"mode": "list", "latents": latents, "min_activating": 5},
+               negatives={"random": 5, "neighbour": 0, "embedding": 0, "pool_windows": 256, "min_non_activating": 3})
+    meta, ex, lat = run_sample(sample_cache, tmp_path, cfg)
+    status = dict(zip(lat.latent, lat.status))
+    assert status[cache.num_latents + 5].startswith("out of range")
+    assert status[dense].startswith("too few non-activating"), status[dense]
+    assert status[normal] == OK
+    if dead is not None:
+        assert status[dead].startswith("dead")
+    assert set(ex.latent) == {normal}
+    row = lat[lat.latent == normal].iloc[0]
+    assert row.n_train + row.n_test == row.n_windows and "activating windows" in row.note  # took what exists
+
+
+def test_bad_config_messages(sample_cache, tmp_path):
+    with pytest.raises(ConfigError, match="window_len"):
+        run_sample(sample_cache, tmp_path / "x", dict(BASE, window_len=1000))
+    with pytest.raises(ConfigError, match="unknown key 'n_trian'.*n_train"):
+        parse_config(SampleConfig, {"n_trian": 3}, "parameters: sample")
+    with pytest.raises(ConfigError, match="train_mode"):
+        parse_config(SampleConfig, {"train_mode": "best"}, "parameters: sample")
+    with pytest.raises(AutointerpError, match="kedro run --pipelines cache"):
+        LatentCache(tmp_path / "nothing")
