@@ -1,0 +1,128 @@
+"""Fixtures of the LLM client tests: a real OpenAI-compatible HTTP server on loopback that misbehaves
+on purpose. The last user message picks the behaviour: ``429once`` (HTTP 429, then OK), ``500``
+(always HTTP 500), ``slow`` (answers after ``slow_seconds``), ``garbage`` (HTTP 200 with malformed
+JSON); anything else gets a normal answer. Every request is counted per path and message.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class FakeServer:
+    def __init__(self, model="fake-model", logprobs=True, slow_seconds=3.0):
+        self.model, self.logprobs, self.slow_seconds = model, logprobs, slow_seconds
+        self.counts: collections.Counter = collections.Counter()
+        self.auth: set[str] = set()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, body, headers=()):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with server.lock:
+                    server.auth.add(self.headers.get("Authorization", ""))
+                server.handle(self, self.path, body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def handle(self, h, path, body):
+        if body.get("model") != self.model:
+            return h._send(404, {"error": {"message": f"model {body.get('model')} does not exist"}})
+        if path.endswith("/chat/completions"):
+            text = body["messages"][-1]["content"]
+        elif path.endswith("/completions"):
+            text = body["prompt"]
+        else:
+            return h._send(404, {"error": {"message": "no such route"}})
+        with self.lock:
+            self.counts[(path, text)] += 1
+            n = self.counts[(path, text)]
+        if "429once" in text and n == 1:
+            return h._send(429, {"error": {"message": "rate limited"}}, [("Retry-After", "0")])
+        if "500" in text:
+            return h._send(500, {"error": {"message": "internal error"}})
+        if "slow" in text:
+            time.sleep(self.slow_seconds)
+        if "garbage" in text:
+            return h._send(200, b'{"choices": [{"message": {"content": "Expl')
+        usage = {"prompt_tokens": len(str(body).split()), "completion_tokens": 3, "total_tokens": 0}
+        if path.endswith("/chat/completions"):
+            msg = {"role": "assistant", "content": f"Thinking.\nExplanation: words like {text.split()[-1]}"}
+            choice = {"index": 0, "message": msg, "finish_reason": "stop", "logprobs": None}
+            if body.get("logprobs") and self.logprobs:
+                top = [{"token": "Yes", "logprob": -0.2, "bytes": None}, {"token": " No", "logprob": -1.8, "bytes": None}]
+                choice["logprobs"] = {"content": [{"token": "Yes", "logprob": -0.2, "bytes": None, "top_logprobs": top}]}
+            return h._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": self.model,
+                                 "choices": [choice], "usage": usage})
+        # completions with echo: whitespace "tokens" with offsets and made-up log-probabilities
+        if not self.logprobs:
+            return h._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": self.model,
+                                 "choices": [{"index": 0, "text": text + " x", "finish_reason": "length",
+                                              "logprobs": None}], "usage": usage})
+        toks, offs, pos = [], [], 0
+        for part in text.split(" "):
+            t = part if not toks else " " + part
+            toks.append(t)
+            offs.append(pos)
+            pos += len(t)
+        lps = [None] + [-float(len(t)) for t in toks[1:]]
+        toks.append(" x")
+        offs.append(pos)
+        lps.append(-1.0)
+        lp = {"tokens": toks, "token_logprobs": lps, "text_offset": offs, "top_logprobs": None}
+        return h._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": self.model,
+                             "choices": [{"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": lp}],
+                             "usage": usage})
+
+
+@pytest.fixture
+def fake_server():
+    """A factory of started servers (stopped at the end of the test)."""
+    started = []
+
+    def start(**kw):
+        srv = FakeServer(**kw).__enter__()
+        started.append(srv)
+        return srv
+
+    yield start
+    for s in started:
+        s.__exit__(None, None, None)
