@@ -28,14 +28,14 @@ class CacheConfig:
     ``shard_size`` latents share a shard file."""
 
     chunk_contexts: int = 64
-    shard_size: int = 1024
+    shard_size: int = 2048
     exclude_bos: bool = True
 
     def validate(self, where: str) -> None:
         if self.chunk_contexts < 1:
             raise ConfigError(f"{where}.chunk_contexts must be at least 1.")
-        if not 1 <= self.shard_size <= 65536:
-            raise ConfigError(f"{where}.shard_size must be between 1 and 65536 (latents are stored as 2-byte offsets).")
+        if not 1 <= self.shard_size <= 65535:
+            raise ConfigError(f"{where}.shard_size must be between 1 and 65535 (latents are stored as 2-byte offsets).")
 
 
 def file_digest(path: str | Path | None) -> str:

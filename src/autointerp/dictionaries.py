@@ -296,6 +296,8 @@ def load_gemmascope(path, hookpoint: str) -> SparseCoder:
 
 def load_dictionary(cfg: DictionaryConfig, hookpoint: str, model=None):
     """Load the dictionary of ``hookpoint``; with ``model`` given its width is checked."""
+    if model is not None:
+        resolve_module(model, hookpoint)  # an unknown hookpoint is named as the user wrote it
     if cfg.format == "neurons":
         if model is None:
             raise AutointerpError("a neuron dictionary needs the model.")

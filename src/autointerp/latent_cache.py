@@ -9,9 +9,9 @@ Layout of one hookpoint's cache (``root``)::
     chunks/c00000/stats.safetensors
     ...
 
-Each shard file is token-major CSR over the chunk's tokens: ``indptr`` (int32, one per token
-plus one), ``latents`` (uint16, relative to the shard's first latent) and ``values``
-(float16). That is 4 bytes per non-zero plus 4 per token, and the token ids are stored
+Each shard file is token-major CSR over the chunk's tokens: ``counts`` (uint16, non-zeros per
+token), ``latents`` (uint16, relative to the shard's first latent) and ``values``
+(float16). That is 4 bytes per non-zero plus 2 per token and shard, and the token ids are stored
 once for the whole corpus, not per shard. A chunk is written into ``c00000.tmp`` and renamed
 when complete, so a killed run never leaves a chunk that looks complete but is not; a
 re-run only computes the missing chunks.
@@ -122,10 +122,8 @@ class LatentCacheWriter:
         for s in range(n_shards):
             a, b = int(bounds[s]), int(bounds[s + 1])
             counts = torch.bincount(tok[a:b], minlength=n_tok)
-            indptr = torch.zeros(n_tok + 1, dtype=torch.int32)
-            indptr[1:] = torch.cumsum(counts, 0)
             save_file({
-                "indptr": indptr,
+                "counts": counts.to(torch.int32).to(torch.uint16),
                 "latents": (lat[a:b] - s * shard_size).to(torch.int32).to(torch.uint16),
                 "values": val[a:b].to(torch.float16),
             }, str(tmp / f"s{s:04d}.safetensors"))
@@ -204,8 +202,7 @@ class LatentCache:
         tokens_per_chunk = self.chunk_contexts * self.ctx_len
         for i, d in self._chunks():
             f = load_file(str(d / f"s{s:04d}.safetensors"))
-            indptr = f["indptr"].long()
-            counts = indptr[1:] - indptr[:-1]
+            counts = f["counts"].to(torch.int32).long()
             toks.append(torch.repeat_interleave(torch.arange(len(counts)), counts) + i * tokens_per_chunk)
             lats.append(f["latents"].to(torch.int32).long() + start)
             vals.append(f["values"].float())
@@ -237,7 +234,9 @@ class LatentCache:
             d = self.root / "chunks" / f"c{i:05d}"
             for s, (start, _) in enumerate(self.shard_ranges):
                 f = load_file(str(d / f"s{s:04d}.safetensors"))
-                a, b = int(f["indptr"][local]), int(f["indptr"][local + 1])
+                counts = f["counts"].to(torch.int32).long()
+                a = int(counts[:local].sum())
+                b = a + int(counts[local])
                 lat = f["latents"][a:b].to(torch.int32).numpy() + start
                 out[row, lat] = f["values"][a:b].float().numpy()
         return out

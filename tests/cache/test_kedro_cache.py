@@ -1,0 +1,139 @@
+"""The cache pipeline through real `kedro run`s: outputs, MLflow records and bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from autointerp.dictionaries import SparseCoder, save_sparsify
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kedro(*args, cwd=ROOT, timeout=600):
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "kedro", "run", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_sae(folder, d=576, n=256, k=8):
+    W = torch.randn(n, d, generator=torch.Generator().manual_seed(0))
+    W /= W.norm(dim=1, keepdim=True)
+    save_sparsify(SparseCoder(W.T.clone(), torch.zeros(n), W.clone(), torch.zeros(d), k=k), folder)
+
+
+def conf_copy(tmp_path, edit):
+    """A copy of conf/ whose test parameters ``edit`` changes."""
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    p = conf / "test" / "parameters.yml"
+    params = yaml.safe_load(p.read_text())
+    edit(params)
+    p.write_text(yaml.safe_dump(params))
+    return conf
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kedro_cache")
+    write_sae(root / "06_models" / "saes" / "layers.2")
+    out = kedro("--env", "test", "--pipelines", "cache", "--params", f"data_root={root}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root, out
+
+
+def test_cache_run_writes_every_hookpoint(run):
+    from autointerp.latent_cache import LatentCache
+
+    root, _ = run
+    for ns, n in (("layers_2", 256), ("layers_2_mlp", 1536)):
+        cache = LatentCache(root / "03_primary" / "latents" / ns)
+        assert cache.num_latents == n and cache.n_tokens == 8192
+        assert cache.stats()["firing_count"].sum() > 0
+
+
+def test_mlflow_records_params_and_cache_statistics(run):
+    import mlflow
+
+    root, _ = run
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
+    assert len(runs) == 1
+    data = runs[0].data
+    assert data.params["model.name_or_path"] == "smollm2-135m-instruct"
+    assert data.params["corpus.n_tokens"] == "8192"
+    for key in ("tokens_per_s", "dead_fraction", "mean_l0"):
+        assert f"cache.layers.2.{key}" in data.metrics
+    assert 0 < data.metrics["cache.layers.2.mean_l0"] <= 8
+    assert 0 < data.metrics["cache.layers.2.mlp.mean_l0"] <= 32
+
+
+def test_namespace_runs_one_hookpoint_and_rerun_reuses(run, tmp_path):
+    root, _ = run
+    shutil.copytree(root, tmp_path / "r")
+    target = tmp_path / "r" / "03_primary" / "latents"
+    shutil.rmtree(target / "layers_2_mlp")
+    before = {p: p.stat().st_mtime_ns for p in (target / "layers_2").rglob("*.safetensors")}
+    out = kedro("--env", "test", "--pipelines", "cache", "--namespaces", "layers_2_mlp",
+                "--params", f"data_root={tmp_path / 'r'}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (target / "layers_2_mlp" / "meta.json").exists()
+    assert before == {p: p.stat().st_mtime_ns for p in (target / "layers_2").rglob("*.safetensors")}
+
+
+def _expect_user_error(out, *fragments):
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr + out.stdout
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, out.stderr[-3000:]
+    for f in fragments:
+        assert f in errors[0], errors[0]
+
+
+def test_unknown_config_key(tmp_path):
+    out = kedro("--env", "test", "--pipelines", "cache", "--params", f"data_root={tmp_path},cache.chunk_size=3")
+    _expect_user_error(out, "parameters: cache", "unknown key 'chunk_size'", "chunk_contexts")
+
+
+def test_missing_model_path(tmp_path):
+    out = kedro("--env", "test", "--pipelines", "cache",
+                "--params", f"data_root={tmp_path},model.name_or_path=/nowhere/model.gguf")
+    _expect_user_error(out, "/nowhere/model.gguf", "does not exist")
+
+
+def test_empty_corpus(tmp_path):
+    (tmp_path / "empty.txt").write_text("   \n")
+
+    def edit(p):
+        p["corpus"]["sources"] = [{"kind": "text_files", "path": str(tmp_path / "empty.txt")}]
+
+    out = kedro("--env", "test", "--pipelines", "cache", "--conf-source", str(conf_copy(tmp_path, edit)),
+                "--params", f"data_root={tmp_path}")
+    _expect_user_error(out, "corpus is empty")
+
+
+def test_unknown_hookpoint_and_bad_dictionaries(tmp_path):
+    write_sae(tmp_path / "saes" / "layers.2", d=512)  # wrong width
+    write_sae(tmp_path / "saes" / "layers.3")
+    blob = (tmp_path / "saes" / "layers.3" / "sae.safetensors").read_bytes()
+    (tmp_path / "saes" / "layers.3" / "sae.safetensors").write_bytes(blob[:100])  # truncated
+    cases = {
+        "layers.99": ({"format": "neurons"}, ["unknown hookpoint 'layers.99'", "layers.29"]),
+        "layers.2": ({"format": "sparsify", "path": str(tmp_path / "saes")}, ["width 512", "width 576"]),
+        "layers.3": ({"format": "sparsify", "path": str(tmp_path / "saes")}, ["truncated or malformed", "layers.3"]),
+    }
+    for hookpoint, (dictionary, fragments) in cases.items():
+        def edit(p, hookpoint=hookpoint, dictionary=dictionary):
+            p["hookpoints"] = {hookpoint: dictionary}
+
+        out = kedro("--env", "test", "--pipelines", "cache", "--conf-source",
+                    str(conf_copy(tmp_path / hookpoint, edit)), "--params", f"data_root={tmp_path / hookpoint}")
+        _expect_user_error(out, *fragments)
