@@ -14,7 +14,7 @@ from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig
 from autointerp.sampling import OK, SampleConfig, SampleJob, activating_windows, read_latents, read_sampled_examples
 
-HOOKPOINT = "layers.2"  # as in conftest.py
+from .conftest import HOOKPOINT
 
 W = 16
 BASE = {"window_len": W, "n_quantiles": 5, "n_train": 8, "n_test": 10, "seed": 3,
