@@ -40,11 +40,14 @@ class DictionaryConfig:
     ``path`` is the SAE's folder (sparsify: the hookpoint's folder, or the run folder that
     holds one folder per hookpoint), SAELens folder, or Gemma Scope ``params.npz``.
     ``k`` sparsifies neurons per token (None keeps every positive neuron).
+    ``hookpoint`` is where in the model the dictionary reads, when the entry's key is only a
+    label (so that an SAE and the neurons of the same layer can be interpreted side by side).
     """
 
     format: str = "sparsify"
     path: str | None = None
     k: int | None = None
+    hookpoint: str | None = None
 
     def validate(self, where: str) -> None:
         if self.format not in FORMATS:
@@ -295,7 +298,9 @@ def load_gemmascope(path, hookpoint: str) -> SparseCoder:
 
 
 def load_dictionary(cfg: DictionaryConfig, hookpoint: str, model=None):
-    """Load the dictionary of ``hookpoint``; with ``model`` given its width is checked."""
+    """Load the dictionary of ``hookpoint`` (or of ``cfg.hookpoint``, when the key is a label);
+    with ``model`` given, the hookpoint and the width are checked."""
+    hookpoint = cfg.hookpoint or hookpoint
     if model is not None:
         resolve_module(model, hookpoint)  # an unknown hookpoint is named as the user wrote it
     if cfg.format == "neurons":

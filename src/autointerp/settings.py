@@ -5,10 +5,11 @@ import os
 from kedro.config import OmegaConfigLoader
 
 from autointerp.hooks import ProjectHooks
+from autointerp.pipelines.report.pipeline import OptionalInputsHook
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
-HOOKS = (ProjectHooks(),)
+HOOKS = (ProjectHooks(), OptionalInputsHook())
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

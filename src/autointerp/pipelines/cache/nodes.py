@@ -27,8 +27,12 @@ def dictionary_config(hookpoints: dict, hookpoint: str) -> DictionaryConfig:
     return parse_config(DictionaryConfig, hookpoints[hookpoint], f"parameters: hookpoints.{hookpoint}")
 
 
-def cache_latents(tokens: np.ndarray, model: dict, hookpoints: dict, cache: dict, *, hookpoint: str) -> CacheJob:
-    """The lazy job that the latent-cache dataset runs, resuming any unfinished chunks."""
+def cache_latents(tokens: np.ndarray, trained_saes, model: dict, hookpoints: dict, cache: dict, *,
+                  hookpoint: str) -> CacheJob:
+    """The lazy job that the latent-cache dataset runs, resuming any unfinished chunks.
+
+    ``trained_saes`` (the train_sae stage's folder) is an input only so that Kedro trains the
+    project's own SAEs before caching with them; the dictionary comes from ``hookpoints``."""
     return CacheJob(
         hookpoint=hookpoint,
         tokens=tokens,

@@ -25,7 +25,7 @@ def hookpoint_pipeline(hookpoint: str) -> Pipeline:
     return Pipeline(
         [
             Node(bind(nodes.cache_latents, hookpoint=hookpoint),
-                 ["corpus_tokens", "params:model", "params:hookpoints", "params:cache"],
+                 ["corpus_tokens", "trained_saes", "params:model", "params:hookpoints", "params:cache"],
                  f"{ns}.latent_cache", name="cache_latents", namespace=ns),
             Node(bind(nodes.cache_metrics, hookpoint=hookpoint), f"{ns}.latent_cache",
                  f"{ns}.cache_metrics", name="cache_metrics", namespace=ns),
