@@ -81,6 +81,8 @@ class SimilarityConfig:
     decoders of the same width writing to the same kind of stream (both residual or both MLP
     outputs); ``always`` whenever the widths agree; ``never`` skips it.
     ``heatmap_latents``: how many matched latents (the most frequent) the heatmaps show.
+    ``explanations``: read each hookpoint's explanations (the explain stage) for the
+    explanation measures; false compares co-activation and decoders only.
     ``score_comparison``: also compare the score distributions of the configured hookpoints
     (the latents-vs-neurons experiment; needs the ``score`` stage).
     """
@@ -88,6 +90,7 @@ class SimilarityConfig:
     pairs: list[list[str]] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)
     decoder_baseline: str = "auto"
+    explanations: bool = True
     embedding_model: str = "all-MiniLM-L6-v2"
     cross_scoring: CrossScoringConfig = field(default_factory=CrossScoringConfig)
     heatmap_latents: int = 128
@@ -125,13 +128,21 @@ def _chunk_dirs(cache: LatentCache) -> list[Path]:
 
 
 def chunk_csr(cache: LatentCache, i: int) -> sp.csr_matrix:
-    """Binary CSR ``[tokens of chunk i, num_latents]``: 1 where a latent fires on a token."""
+    """Binary CSR ``[tokens of chunk i, num_latents]``: 1 where a latent fires on a token.
+
+    Reads the cache's shard files directly (token-major CSR, see :mod:`autointerp.latent_cache`;
+    per-token ``counts`` or an ``indptr``), since ``LatentCache`` serves latent-major reads only.
+    """
     d = _chunk_dirs(cache)[i]
     indptrs, indices = [], []
     n_tok = None
     for s, (start, _) in enumerate(cache.shard_ranges):
         f = load_file(str(d / f"s{s:04d}.safetensors"))
-        indptr = f["indptr"].astype(np.int64)
+        if "indptr" in f:
+            indptr = f["indptr"].astype(np.int64)
+        else:  # per-token counts
+            indptr = np.zeros(len(f["counts"]) + 1, dtype=np.int64)
+            np.cumsum(f["counts"].astype(np.int64), out=indptr[1:])
         n_tok = len(indptr) - 1
         indptrs.append(indptr)
         indices.append(f["latents"].astype(np.int32) + start)
@@ -460,7 +471,7 @@ def heatmap_figures(result: SimilarityResult, n: int = 128) -> dict:
         fig.colorbar(im, ax=ax, label=measure)
         ax.set_title(f"{measure}: {a} vs {b}")
         fig.tight_layout()
-        figs[f"heatmap_{measure}"] = fig
+        figs[f"heatmap_{measure}.png"] = fig
     cols = [c for c in ("jaccard", "decoder_cosine", "explanation_cosine", "cross_score") if c in m]
     fig, axes = plt.subplots(1, max(len(cols), 1), figsize=(4 * max(len(cols), 1), 3.2), squeeze=False)
     for ax, c in zip(axes[0], cols):
@@ -470,7 +481,7 @@ def heatmap_figures(result: SimilarityResult, n: int = 128) -> dict:
         ax.set_xlabel("matched-pair similarity")
     fig.suptitle(f"{a} vs {b}: co-activation matching")
     fig.tight_layout()
-    figs["distributions"] = fig
+    figs["distributions.png"] = fig
     return figs
 
 

@@ -46,8 +46,9 @@ def pair_pipeline(a: str, b: str, explanations: bool) -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    explanations = stage_available("explain")
-    if not explanations:
+    explanations = bool((run_parameters().get("similarity") or {}).get("explanations", True))
+    if explanations and not stage_available("explain"):
+        explanations = False
         log.warning("the explain stage is not in this project: similarity runs without explanation measures")
     pairs = configured_pairs()
     pipe = sum((pair_pipeline(a, b, explanations) for a, b in pairs), Pipeline([]))
