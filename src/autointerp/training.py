@@ -365,13 +365,23 @@ def _activations(model, ids: np.ndarray, points, bos: int | None) -> tuple[dict,
 
 
 def train_saes(root: str | Path, job: TrainJob) -> dict[str, dict]:
-    """Train the SAEs of every pending hookpoint in one pass over the data; returns the reports."""
+    """Train the SAEs of every pending hookpoint under ``root``; returns every report there."""
     root = Path(root)
-    cfg = job.train
     todo = job.pending(root)
     if not todo:
         log.info("SAEs in %s are up to date", root)
         return read_reports(root)
+    coders, reports = fit_saes(job, todo)
+    for h, coder in coders.items():
+        save_trained(root / h, coder, reports[h])
+    return read_reports(root)
+
+
+def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[str, SparseCoder], dict[str, dict]]:
+    """Train SAEs on ``hookpoints`` (default: the job's) in one pass over the data, in memory;
+    returns (hookpoint -> inference coder in raw units, hookpoint -> report)."""
+    cfg = job.train
+    todo = list(hookpoints or cfg.hookpoints)
     model, tokenizer = load_model(job.model)
     widths = check_job(job, model)
     torch.manual_seed(cfg.seed)
@@ -460,8 +470,7 @@ def train_saes(root: str | Path, job: TrainJob) -> dict[str, dict]:
     bar.close()
     seconds = time.perf_counter() - t_start
 
-    reports = evaluate_and_save(root, job, model, bos, saes, scales, holdout, curves, seen, seconds)
-    return read_reports(root) | reports
+    return evaluate(job, model, bos, saes, scales, holdout, curves, seen, seconds)
 
 
 def holdout_activations(model, tokens: np.ndarray, holdout: np.ndarray, points, bos, batch_contexts: int,
@@ -475,13 +484,13 @@ def holdout_activations(model, tokens: np.ndarray, holdout: np.ndarray, points, 
     return {p: torch.cat(v) for p, v in out.items()}
 
 
-def evaluate_and_save(root: Path, job: TrainJob, model, bos, saes: dict, scales: dict, holdout: np.ndarray,
-                      curves: dict, seen: int, seconds: float) -> dict[str, dict]:
+def evaluate(job: TrainJob, model, bos, saes: dict, scales: dict, holdout: np.ndarray, curves: dict, seen: int,
+             seconds: float) -> tuple[dict[str, SparseCoder], dict[str, dict]]:
     cfg = job.train
     points = [(h, "output") for h in saes]
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast and job.model.device == "cpu")
     held = holdout_activations(model, job.tokens, holdout, points, bos, cfg.batch_contexts, autocast)
-    reports = {}
+    coders, reports = {}, {}
     for h, sae in saes.items():
         coder = sae.to_coder(scales[h], h)
         x = held[(h, "output")]
@@ -489,7 +498,8 @@ def evaluate_and_save(root: Path, job: TrainJob, model, bos, saes: dict, scales:
             vals, idx = coder.encode_topk(x)
             fired = torch.zeros(coder.num_latents, dtype=torch.bool)
             fired[idx[vals > 0]] = True
-        report = {
+        coders[h] = coder
+        reports[h] = {
             "hookpoint": h,
             "fingerprint": job.fingerprint(h),
             "fvu": coder_fvu(coder, x),
@@ -508,15 +518,17 @@ def evaluate_and_save(root: Path, job: TrainJob, model, bos, saes: dict, scales:
             "model": job.model.name_or_path,
             "curve": curves[h],
         }
-        folder = root / h
-        old = folder / REPORT
-        if old.exists():
-            old.unlink()  # the report marks a complete, up-to-date SAE: remove it before rewriting
-        save_sparsify(coder, folder, {"hookpoint": h, "trained_by": "autointerp"})
-        tmp = folder / (REPORT + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(folder / REPORT)
-        log.info("SAE %s: FVU %.3f, dead %.1f%%, L0 %.1f", h, report["fvu"], 100 * report["dead_fraction"],
-                 report["mean_l0"])
-        reports[h] = report
-    return reports
+        log.info("SAE %s: FVU %.3f, dead %.1f%%, L0 %.1f", h, reports[h]["fvu"], 100 * reports[h]["dead_fraction"],
+                 reports[h]["mean_l0"])
+    return coders, reports
+
+
+def save_trained(folder: Path, coder: SparseCoder, report: dict) -> None:
+    """Write one SAE in sparsify's layout; its report goes last and marks it complete."""
+    old = folder / REPORT
+    if old.exists():
+        old.unlink()
+    save_sparsify(coder, folder, {"hookpoint": report["hookpoint"], "trained_by": "autointerp"})
+    tmp = folder / (REPORT + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(folder / REPORT)
