@@ -690,7 +690,7 @@ def sample_hookpoint(root: str | Path, job: SampleJob) -> dict:
                 for latent, (rows, info) in zip(group, sampler.sample_latents(items)):
                     status_rows.append(sampler.latent_row(latent, info["status"], info))
                     batch.extend(rows)
-                    if len(batch) >= 2048:
+                    if len(batch) >= 512:
                         writer.write_table(pa.Table.from_pylist(batch, schema=EXAMPLE_SCHEMA))
                         batch = []
                 bar.update(len(group))
