@@ -217,3 +217,36 @@ def test_bad_config_messages(sample_cache, tmp_path):
         parse_config(SampleConfig, {"train_mode": "best"}, "parameters: sample")
     with pytest.raises(AutointerpError, match="kedro run --pipelines cache"):
         LatentCache(tmp_path / "nothing")
+
+
+def test_cooccurrence_neighbours(sample_cache, tmp_path):
+    """Neighbours by co-occurrence (what neurons use): another latent fires in the window, this one does not."""
+    _, _, cache, _ = sample_cache
+    cfg = dict(NO_EMBED, negatives={"random": 0, "neighbour": 4, "embedding": 0, "neighbour_source": "cooccurrence",
+                                    "pool_windows": 256})
+    _, ex, lat = run_sample(sample_cache, tmp_path, cfg)
+    neg = ex[ex.kind == "neighbour"]
+    assert len(neg) >= 8 and (lat.n_neighbour > 0).sum() >= 3
+    for r in neg.head(4).itertuples():
+        dense = cache.dense(r.context * cache.ctx_len + r.start + np.arange(W))
+        assert dense[:, r.latent].max() == 0 and (dense.max(0) > 0).sum() > 0
+
+
+def test_latent_selection_modes():
+    from autointerp.sampling import SelectionConfig, select_latents
+
+    count = np.array([0, 3, 50, 100, 7, 1000, 20, 0, 60, 5000])
+    stats = {"firing_count": count, "frequency": count / 10000}
+    sel = lambda **kw: select_latents(stats, 10, parse_config(SelectionConfig, kw, "x"), seed=0, hookpoint="h")
+    chosen, skipped = sel(mode="first", n=3, min_activating=10)
+    assert chosen == [2, 3, 5] and set(skipped) == {0, 1, 4} and skipped[0].startswith("dead")
+    chosen, skipped = sel(mode="random", n=4, min_activating=10)
+    assert len(chosen) == 4 and all(count[c] >= 10 for c in chosen) and set(skipped) == {0, 1, 4, 7}
+    assert sel(mode="random", n=4, min_activating=10) == (chosen, skipped)  # seeded
+    chosen, _ = sel(mode="per_band", n=1, min_activating=10, bands=[0, 0.01, 0.1, 1])
+    assert len(chosen) == 3 and sorted(np.digitize(count[chosen] / 10000, [0.01, 0.1])) == [0, 1, 2]
+    chosen, skipped = sel(mode="list", latents=[2, 12, -1])
+    assert chosen == [2] and skipped[12].startswith("out of range") and -1 in skipped
+    assert sel(mode="all")[0] == list(range(10))
+    with pytest.raises(ConfigError, match="mode"):
+        sel(mode="best")
