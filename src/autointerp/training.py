@@ -59,19 +59,20 @@ class TrainConfig:
     epoch) until it is spent. ``holdout_contexts`` contexts of the corpus are never trained on
     and give the reported FVU. ``batch_contexts`` contexts go through the model together;
     the SAEs then take optimizer steps of ``sae_batch_tokens`` tokens each. ``lr`` None picks
-    sparsify's default ``2e-4 / sqrt(num_latents / 2**14)``. A latent is dead when it has not
+    sparsify's default ``2e-4 / sqrt(num_latents / 2**14)`` (too low for
+    the short runs this project can afford on a CPU). A latent is dead when it has not
     fired for ``dead_tokens`` training tokens; AuxK (weight ``auxk_alpha``) revives those.
     """
 
     hookpoints: list[str] = field(default_factory=lambda: list(DEFAULT_HOOKPOINTS))
-    expansion_factor: int = 8
+    expansion_factor: int = 4
     num_latents: int | None = None
     k: int = 32
     n_tokens: int = 262144
     batch_contexts: int = 8
     sae_batch_tokens: int = 1024
     holdout_contexts: int = 32
-    lr: float | None = None
+    lr: float | None = 0.002
     lr_warmup_fraction: float = 0.05
     lr_decay_fraction: float = 0.2
     auxk_alpha: float = 1 / 32
@@ -454,23 +455,29 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
                 r[3] += 1
             step += 1
             if step % cfg.log_every == 0:
-                for h in todo:
-                    r = running[h]
-                    c = curves[h]
-                    c["tokens"].append(seen + s + cfg.sae_batch_tokens)
-                    c["loss"].append(r[0] / r[3])
-                    c["fvu"].append(r[1] / r[3])
-                    c["auxk"].append(r[2] / r[3])
-                    c["dead_fraction"].append(float((since_fired[h] > cfg.dead_tokens).float().mean()))
-                    running[h] = [0.0, 0.0, 0.0, 0]
+                _log_point(curves, running, since_fired, cfg, seen + s + x.shape[0])
                 bar.set_postfix(loss=f"{np.mean([curves[h]['loss'][-1] for h in todo]):.3f}",
                                 fvu=f"{np.mean([curves[h]['fvu'][-1] for h in todo]):.3f}")
         seen += n_tok
         bar.update(len(batch_ids) * ctx_len)
+    if running[todo[0]][3]:
+        _log_point(curves, running, since_fired, cfg, seen)
     bar.close()
     seconds = time.perf_counter() - t_start
 
     return evaluate(job, model, bos, saes, scales, holdout, curves, seen, seconds)
+
+
+def _log_point(curves: dict, running: dict, since_fired: dict, cfg: TrainConfig, tokens: int) -> None:
+    """Append the running means since the last point to every SAE's loss curve."""
+    for h, r in running.items():
+        c = curves[h]
+        c["tokens"].append(int(tokens))
+        c["loss"].append(r[0] / r[3])
+        c["fvu"].append(r[1] / r[3])
+        c["auxk"].append(r[2] / r[3])
+        c["dead_fraction"].append(float((since_fired[h] > cfg.dead_tokens).float().mean()))
+        running[h] = [0.0, 0.0, 0.0, 0]
 
 
 def holdout_activations(model, tokens: np.ndarray, holdout: np.ndarray, points, bos, batch_contexts: int,
