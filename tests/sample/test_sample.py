@@ -250,3 +250,23 @@ def test_latent_selection_modes():
     assert sel(mode="all")[0] == list(range(10))
     with pytest.raises(ConfigError, match="mode"):
         sel(mode="best")
+
+
+def test_top_mode_trains_on_the_strongest_windows(sample_cache, tmp_path):
+    _, ex, _ = run_sample(sample_cache, tmp_path, dict(NO_EMBED, train_mode="top"))
+    act = ex[ex.kind == "activating"]
+    for latent, g in act.groupby("latent"):
+        marked = g.apply(lambda r: r.activations[r.marked], axis=1)
+        assert marked[g.split == "train"].min() >= marked[g.split == "test"].max()
+        assert (g.loc[g.split == "train", "quantile"] == 4).any()
+
+
+def test_token_strings_never_lose_characters(model_and_tokenizer):
+    from autointerp.examples import TokenStrings
+
+    _, tok = model_and_tokenizer
+    text = "Naïve café — 日本語 text 🙂 with\ttabs\n and  spaces"
+    ids = tok.encode(text, add_special_tokens=False)
+    strings = TokenStrings(tok).window(ids)
+    assert len(strings) == len(ids) and "".join(strings) == text
+    assert any(s == "" for s in strings)  # a split character sits on the token that completes it
