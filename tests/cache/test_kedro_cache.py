@@ -70,6 +70,8 @@ def test_mlflow_records_params_and_cache_statistics(run):
     data = runs[0].data
     assert data.params["model.name_or_path"] == "smollm2-135m-instruct"
     assert data.params["corpus.n_tokens"] == "8192"
+    assert data.tags["autointerp.pipelines"] == "cache" and data.tags["autointerp.env"] == "test"
+    assert data.tags["autointerp.hookpoints"] == "layers.2,layers.2.mlp"
     for key in ("tokens_per_s", "dead_fraction", "mean_l0"):
         assert f"cache.layers.2.{key}" in data.metrics
     assert 0 < data.metrics["cache.layers.2.mean_l0"] <= 8
