@@ -2,7 +2,7 @@
 4x as many latents (target: the 4x peak at most 1.2x the 1x peak, since sampling streams
 shard by shard).
 
-    python benchmarks/sample.py [--latents 32] [--tokens 32768] [--num-latents 4608] [--cache DIR]
+    python benchmarks/sample.py [--latents 32] [--tokens 32768] [--num-latents 4608] [--embedding N] [--cache DIR]
 
 Uses the sampling configuration of conf/base/parameters_sample.yml (only ``selection.n``
 changes). Without ``--cache`` it builds (once, reused afterwards) a cache of a random TopK SAE
@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--latents", type=int, default=32, help="latents sampled in the 1x run")
     ap.add_argument("--tokens", type=int, default=32768)
     ap.add_argument("--num-latents", type=int, default=4608)
+    ap.add_argument("--embedding", type=int, default=None,
+                    help="override negatives.embedding (0 times the sampling without the sentence-embedding model)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "autointerp_bench_sample")
     args = ap.parse_args()
 
@@ -70,6 +72,9 @@ def main() -> None:
     tokens, dictionary = build_cache(args.cache, args.tokens, args.num_latents)
     cache = LatentCache(args.cache / "cache")
     params = yaml.safe_load((ROOT / "conf" / "base" / "parameters_sample.yml").read_text())["sample"]
+    if args.embedding is not None:
+        params["negatives"]["embedding"] = args.embedding
+    print(f"negatives: {params['negatives']}")
     load_model(ModelConfig())
     embed(["warm up"])
     print(f"cache: {cache.n_tokens:,} tokens, {cache.num_latents} latents, shards of {cache.shard_size}")

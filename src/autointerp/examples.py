@@ -12,7 +12,6 @@ import codecs
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 

@@ -61,6 +61,7 @@ TRAIN_MODES = ("quantiles", "top", "random")
 NEIGHBOUR_SOURCES = ("decoder", "cooccurrence")
 NEGATIVE_KINDS = ("neighbour", "embedding", "random")  # the order in which they are drawn
 OK = "ok"
+LATENT_GROUP = 16  # latents sampled together (their embedding queries form one batch)
 
 
 @dataclass(frozen=True)
@@ -187,10 +188,10 @@ def select_latents(stats: dict[str, np.ndarray], num_latents: int, cfg: Selectio
     return [int(i) for i in chosen], skipped
 
 
-def rare_reason(n: int, minimum: int) -> str:
+def rare_reason(n: int, minimum: int, what: str = "firing tokens") -> str:
     if n == 0:
         return "dead: never fires"
-    return f"too rare: {n} activating windows/tokens < min_activating {minimum}"
+    return f"too rare: {n} {what} < selection.min_activating {minimum}"
 
 
 # ---------------------------------------------------------------- windows
@@ -449,7 +450,7 @@ class _Sampler:
 
             k = min(neg.embedding_pool, len(self.pool))
             texts = [self.text(c, s) for c, s in zip(self.pool.context[:k], self.pool.start[:k])]
-            self.pool.embeddings = embed(texts, neg.embedding_model)
+            self.pool.embeddings = embed(texts, neg.embedding_model, progress=self.job.progress)
 
     def text(self, ctx: int, start: int) -> str:
         return "".join(self.strings.window(self.tokens[ctx, start:start + self.W]))
@@ -478,7 +479,7 @@ class _Sampler:
         win = activating_windows(toks, vals, self.ctx_len, cfg)
         info["n_windows"] = len(win)
         if len(win) < cfg.selection.min_activating:
-            return [], dict(info, status=rare_reason(len(win), cfg.selection.min_activating))
+            return [], dict(info, status=rare_reason(len(win), cfg.selection.min_activating, "non-overlapping activating windows"))
         rng = np.random.default_rng([cfg.seed, latent])
         train, test = split_train_test(win, cfg, rng)
         return latent, (toks, vals, win, train, test, rng, info)
@@ -684,8 +685,8 @@ def sample_hookpoint(root: str | Path, job: SampleJob) -> dict:
             writer = pq.ParquetWriter(tmp, EXAMPLE_SCHEMA)
             status_rows, batch = [], []
             todo = by_shard[s]
-            for b in range(0, len(todo), 64):
-                group = todo[b:b + 64]
+            for b in range(0, len(todo), LATENT_GROUP):
+                group = todo[b:b + LATENT_GROUP]
                 items = [(lat, sh.tokens[slices.get(lat, slice(0, 0))], sh.values[slices.get(lat, slice(0, 0))]) for lat in group]
                 for latent, (rows, info) in zip(group, sampler.sample_latents(items)):
                     status_rows.append(sampler.latent_row(latent, info["status"], info))

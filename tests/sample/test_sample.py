@@ -153,7 +153,6 @@ def test_neighbour_negatives_are_where_similar_latents_fire(sampled, sample_cach
         dense = cache.dense(flat)
         assert dense[:, r.latent].max() == 0
         others = np.flatnonzero(dense.max(0) > 0)
-        sims = W_dec[others] @ W_dec[r.latent]
         top10 = np.argsort(-(W_dec @ W_dec[r.latent]))[1:11]
         assert set(others) & set(top10), "no near neighbour fires in a neighbour window"
 
