@@ -50,7 +50,33 @@ def _check_explanations(df, hookpoint: str):
     return df
 
 
+def cross_scorer(examples_a, examples_b, llm: dict | None, score: dict | None, *,
+                 pair: tuple[str, str]) -> sim.CrossScorer:
+    """The detection scorer of the score stage (its ``score.detection`` settings, example counts,
+    and ``llm`` with ``score.llm`` overrides), reading each hookpoint's test examples."""
+    from autointerp.pipelines.score.nodes import llm_config
+    from autointerp.scoring import ScoreConfig, as_frame
+
+    a, b = pair
+    tables = {}
+    for h, ex in ((a, examples_a), (b, examples_b)):
+        df = as_frame(ex, f"examples of '{h}'") if ex is not None else None
+        tables[h] = sim.test_examples(df, h)
+    if not tables[b]:
+        raise AutointerpError(
+            f"similarity.cross_scoring: no test examples for '{b}'. Run `kedro run --pipelines sample` first "
+            "(or set similarity.cross_scoring.enabled: false)."
+        )
+    score_cfg = parse_config(ScoreConfig, score or {}, "parameters: score")
+    from autointerp.llm import make_client
+
+    client = make_client(llm_config(llm, score))
+    return sim.CrossScorer(tables[a], tables[b], client, score_cfg.detection, score_cfg.n_activating,
+                           score_cfg.n_non_activating, seed=score_cfg.seed)
+
+
 def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanations_a=None, explanations_b=None,
+                 examples_a=None, examples_b=None, llm: dict | None = None, score: dict | None = None,
                  *, pair: tuple[str, str]):
     """Compare the dictionaries of one pair of hookpoints.
 
@@ -69,11 +95,11 @@ def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanati
     if cfg.decoder_baseline != "never":
         W_a, W_b = _decoder(hookpoints, a), _decoder(hookpoints, b)
     cross = None
-    if cfg.cross_scoring.enabled:
-        raise ConfigError(
-            f"{WHERE}.cross_scoring.enabled: cross-scoring needs the score stage's detection scorer wired "
-            "to the sample stage's examples, which this version does not do yet. Set it to false."
-        )
+    if cfg.cross_scoring.enabled and explanations_a is not None and examples_b is not None:
+        cross = cross_scorer(examples_a, examples_b, llm, score, pair=pair)
+    elif cfg.cross_scoring.enabled:
+        log.warning("%s.cross_scoring: needs explanations and the sample stage's examples, not wired in this run: "
+                    "skipped for %s vs %s", WHERE, a, b)
     result = sim.compare(cache_a, cache_b, cfg=cfg, explanations_a=explanations_a, explanations_b=explanations_b,
                          W_dec_a=W_a, W_dec_b=W_b, cross_score=cross)
     if result.unmatched:

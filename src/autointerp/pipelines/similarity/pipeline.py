@@ -34,12 +34,15 @@ def configured_pairs() -> list[tuple[str, str]]:
     return [tuple(p) for p in pairs if isinstance(p, (list, tuple)) and len(p) == 2]
 
 
-def pair_pipeline(a: str, b: str, explanations: bool) -> Pipeline:
+def pair_pipeline(a: str, b: str, explanations: bool, cross_scoring: bool = False) -> Pipeline:
     pns = pair_namespace(a, b)
     inputs = {"cache_a": f"{namespace(a)}.latent_cache", "cache_b": f"{namespace(b)}.latent_cache",
               "hookpoints": "params:hookpoints", "similarity": "params:similarity"}
     if explanations:
         inputs |= {"explanations_a": f"{namespace(a)}.explanations", "explanations_b": f"{namespace(b)}.explanations"}
+    if explanations and cross_scoring:
+        inputs |= {"examples_a": f"{namespace(a)}.examples", "examples_b": f"{namespace(b)}.examples",
+                   "llm": "params:llm", "score": "params:score"}
     outputs = [f"{pns}.similarity_matched", f"{pns}.similarity_summary", f"{pns}.jaccard_matrix",
                f"{pns}.decoder_cosine_matrix", f"{pns}.similarity_plots", f"{pns}.similarity_metrics"]
     return Pipeline([Node(bind(nodes.compare_pair, pair=(a, b)), inputs, outputs, name="compare_pair", namespace=pns)])
@@ -50,8 +53,12 @@ def create_pipeline(**kwargs) -> Pipeline:
     if explanations and not stage_available("explain"):
         explanations = False
         log.warning("the explain stage is not in this project: similarity runs without explanation measures")
+    cross = bool(((run_parameters().get("similarity") or {}).get("cross_scoring") or {}).get("enabled", False))
+    if cross and not (stage_available("sample") and stage_available("score")):
+        cross = False
+        log.warning("similarity.cross_scoring needs the sample and score stages, not in this project: skipped")
     pairs = configured_pairs()
-    pipe = sum((pair_pipeline(a, b, explanations) for a, b in pairs), Pipeline([]))
+    pipe = sum((pair_pipeline(a, b, explanations, cross) for a, b in pairs), Pipeline([]))
     if pairs:
         pipe += Pipeline([Node(nodes.similarity_overview, [f"{pair_namespace(a, b)}.similarity_summary" for a, b in pairs],
                                ["similarity_overview", "similarity_overview_plot", "similarity_overview_metrics"],
