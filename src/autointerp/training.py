@@ -31,7 +31,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .caching import tokens_digest
-from .config import as_dict
+from .config import as_dict, parse_config
 from .dictionaries import SparseCoder, save_sparsify
 from .errors import AutointerpError, ConfigError
 from .models import ModelConfig, hidden_size, load_model, resolve_module, run_to_capture
@@ -62,6 +62,8 @@ class TrainConfig:
     sparsify's default ``2e-4 / sqrt(num_latents / 2**14)`` (too low for
     the short runs this project can afford on a CPU). A latent is dead when it has not
     fired for ``dead_tokens`` training tokens; AuxK (weight ``auxk_alpha``) revives those.
+    ``overrides`` maps a hookpoint to its own values of the per-SAE keys (``PER_SAE_KEYS``,
+    e.g. ``{layers.4.mlp: {k: 64}}``): MLP outputs are less sparse than the residual stream.
     """
 
     hookpoints: list[str] = field(default_factory=lambda: list(DEFAULT_HOOKPOINTS))
@@ -83,6 +85,7 @@ class TrainConfig:
     autocast: bool = True
     seed: int = 0
     log_every: int = 10
+    overrides: dict[str, dict] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         if not self.hookpoints:
@@ -107,9 +110,30 @@ class TrainConfig:
             raise ConfigError(f"{where}.auxk_alpha must be >= 0.")
         if self.b_dec_init not in ("mean", "geometric_median", "zeros"):
             raise ConfigError(f"{where}.b_dec_init: use mean, geometric_median or zeros, got '{self.b_dec_init}'.")
+        if not isinstance(self.overrides, dict):
+            raise ConfigError(f"{where}.overrides: expected a mapping hookpoint -> {{key: value}}, got {self.overrides!r}.")
+        for h, over in self.overrides.items():
+            if h not in self.hookpoints:
+                raise ConfigError(f"{where}.overrides: '{h}' is not one of the hookpoints {self.hookpoints}. "
+                                  "Add it to hookpoints or remove its override.")
+            if not isinstance(over, dict):
+                raise ConfigError(f"{where}.overrides.{h}: expected a mapping of keys, got {over!r}.")
+            bad = [k for k in over if k not in PER_SAE_KEYS]
+            if bad:
+                raise ConfigError(f"{where}.overrides.{h}: '{bad[0]}' cannot differ per hookpoint. "
+                                  f"Keys allowed there: {', '.join(PER_SAE_KEYS)}.")
+            # the merged config checks the values' types and ranges
+            parse_config(TrainConfig, as_dict(self) | {"overrides": {}} | over, f"{where}.overrides.{h}")
+
+    def for_hookpoint(self, hookpoint: str) -> TrainConfig:
+        """This config with ``hookpoint``'s overrides applied (and no overrides left)."""
+        return replace(self, **self.overrides.get(hookpoint, {}), overrides={})
 
     def latents_for(self, d_in: int) -> int:
         return self.num_latents or self.expansion_factor * d_in
+
+
+PER_SAE_KEYS = ("k", "expansion_factor", "num_latents", "lr", "auxk_alpha", "dead_tokens", "b_dec_init")
 
 
 # ---------------------------------------------------------------- the trainable SAE
@@ -266,9 +290,9 @@ class TrainJob:
 
     def fingerprint(self, hookpoint: str) -> str:
         """Identity of one SAE: what it was trained on and how (not which others trained along)."""
-        train = as_dict(self.train)
-        train.pop("hookpoints")
-        train.pop("log_every")
+        train = as_dict(self.train.for_hookpoint(hookpoint))  # only this SAE's own overrides count
+        for key in ("hookpoints", "log_every", "overrides"):
+            train.pop(key)
         blob = json.dumps({"hookpoint": hookpoint, "train": train, "tokens": tokens_digest(self.tokens),
                            "model": as_dict(self.model) | {"batch_size": 0}}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
@@ -319,9 +343,11 @@ def check_job(job: TrainJob, model) -> dict[str, int]:
         except AutointerpError as e:
             raise AutointerpError(f"{where}.hookpoints: {e}") from None
         widths[h] = hidden_size(model, h, "output")
-        n = cfg.latents_for(widths[h])
-        if cfg.k > n:
-            raise ConfigError(f"{where}.k ({cfg.k}) is larger than the number of latents of the '{h}' SAE ({n}). "
+        hcfg = cfg.for_hookpoint(h)
+        n = hcfg.latents_for(widths[h])
+        if hcfg.k > n:
+            key = f"overrides.{h}.k" if "k" in cfg.overrides.get(h, {}) else "k"
+            raise ConfigError(f"{where}.{key} ({hcfg.k}) is larger than the number of latents of the '{h}' SAE ({n}). "
                               "Lower k or raise expansion_factor / num_latents.")
     n_ctx, ctx_len = job.tokens.shape
     if cfg.holdout_contexts + cfg.batch_contexts > n_ctx:
@@ -399,21 +425,23 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
     with autocast:
         acts, _ = _activations(model, job.tokens[first], points, bos)
     saes, opts, scales, lrs = {}, {}, {}, {}
+    hcfgs = {h: cfg.for_hookpoint(h) for h in todo}
     for h in todo:
+        hcfg = hcfgs[h]
         g = torch.Generator().manual_seed(hookpoint_seed(cfg.seed, h))
-        sae = TopKSAE(widths[h], cfg.latents_for(widths[h]), cfg.k, g)
+        sae = TopKSAE(widths[h], hcfg.latents_for(widths[h]), hcfg.k, g)
         x = acts[(h, "output")]
         mean = x.mean(0)
         # one scalar per hookpoint: RMS distance to the mean becomes 1 per dimension
         scales[h] = float((x - mean).pow(2).sum(1).mean().sqrt() / math.sqrt(x.shape[1]))
         xn = x / scales[h]
         with torch.no_grad():
-            if cfg.b_dec_init == "mean":
+            if hcfg.b_dec_init == "mean":
                 sae.b_dec.copy_(xn.mean(0))
-            elif cfg.b_dec_init == "geometric_median":
+            elif hcfg.b_dec_init == "geometric_median":
                 sae.b_dec.copy_(geometric_median(xn))
         saes[h] = sae
-        lrs[h] = cfg.lr or 2e-4 / math.sqrt(sae.num_latents / 2 ** 14)
+        lrs[h] = hcfg.lr or 2e-4 / math.sqrt(sae.num_latents / 2 ** 14)
         opts[h] = torch.optim.Adam(sae.parameters(), lr=lrs[h], eps=6.25e-10, fused=True)
     since_fired = {h: torch.zeros(saes[h].num_latents, dtype=torch.long) for h in todo}
     curves = {h: {"tokens": [], "loss": [], "fvu": [], "auxk": [], "dead_fraction": []} for h in todo}
@@ -435,10 +463,10 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
             for h in todo:
                 sae, opt = saes[h], opts[h]
                 x = acts[(h, "output")][s:s + cfg.sae_batch_tokens] / scales[h]
-                dead = since_fired[h] > cfg.dead_tokens
+                dead = since_fired[h] > hcfgs[h].dead_tokens
                 for group in opt.param_groups:
                     group["lr"] = lrs[h] * factor
-                loss, fvu, auxk, idx, _ = sae(x, dead, cfg.auxk_alpha, low_precision=cfg.autocast)
+                loss, fvu, auxk, idx, _ = sae(x, dead, hcfgs[h].auxk_alpha, low_precision=cfg.autocast)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 sae.remove_parallel_grad()
@@ -455,20 +483,20 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
                 r[3] += 1
             step += 1
             if step % cfg.log_every == 0:
-                _log_point(curves, running, since_fired, cfg, seen + s + x.shape[0])
+                _log_point(curves, running, since_fired, hcfgs, seen + s + x.shape[0])
                 bar.set_postfix(loss=f"{np.mean([curves[h]['loss'][-1] for h in todo]):.3f}",
                                 fvu=f"{np.mean([curves[h]['fvu'][-1] for h in todo]):.3f}")
         seen += n_tok
         bar.update(len(batch_ids) * ctx_len)
     if running[todo[0]][3]:
-        _log_point(curves, running, since_fired, cfg, seen)
+        _log_point(curves, running, since_fired, hcfgs, seen)
     bar.close()
     seconds = time.perf_counter() - t_start
 
     return evaluate(job, model, bos, saes, scales, holdout, curves, seen, seconds)
 
 
-def _log_point(curves: dict, running: dict, since_fired: dict, cfg: TrainConfig, tokens: int) -> None:
+def _log_point(curves: dict, running: dict, since_fired: dict, hcfgs: dict[str, TrainConfig], tokens: int) -> None:
     """Append the running means since the last point to every SAE's loss curve."""
     for h, r in running.items():
         c = curves[h]
@@ -476,7 +504,7 @@ def _log_point(curves: dict, running: dict, since_fired: dict, cfg: TrainConfig,
         c["loss"].append(r[0] / r[3])
         c["fvu"].append(r[1] / r[3])
         c["auxk"].append(r[2] / r[3])
-        c["dead_fraction"].append(float((since_fired[h] > cfg.dead_tokens).float().mean()))
+        c["dead_fraction"].append(float((since_fired[h] > hcfgs[h].dead_tokens).float().mean()))
         running[h] = [0.0, 0.0, 0.0, 0]
 
 
@@ -521,7 +549,7 @@ def evaluate(job: TrainJob, model, bos, saes: dict, scales: dict, holdout: np.nd
             "tokens_per_s": seen / seconds if seconds else None,
             "input_scale": scales[h],
             "seconds": seconds,
-            "config": as_dict(cfg) | {"hookpoints": [h]},
+            "config": as_dict(cfg.for_hookpoint(h)) | {"hookpoints": [h]},
             "model": job.model.name_or_path,
             "curve": curves[h],
         }

@@ -120,3 +120,32 @@ def test_token_budget_smaller_than_one_batch(tokens, model_cfg, tmp_path):
 def test_unknown_key_is_named():
     with pytest.raises(ConfigError, match="unknown key 'expansion'"):
         parse_config(TrainConfig, {"expansion": 4}, "parameters: train_sae")
+
+
+def test_per_hookpoint_overrides_change_only_that_sae(tokens, model_cfg):
+    mlp = "layers.2.mlp"
+    small = dict(hookpoints=[HOOK, mlp], n_tokens=512, holdout_contexts=8)
+    job = job_for(tokens, model_cfg, **small, overrides={mlp: {"k": 24, "expansion_factor": 3}})
+    coders, reports = fit_saes(job)
+    assert coders[mlp].k == 24 and coders[mlp].num_latents == 3 * 576 and reports[mlp]["config"]["k"] == 24
+    assert coders[HOOK].k == 16 and coders[HOOK].num_latents == 2 * 576
+    assert reports[mlp]["mean_l0"] > 16.5  # the overridden k is the one used
+    plain = job_for(tokens, model_cfg, **small)
+    # the fingerprint covers the SAE's own overrides and ignores other hookpoints'
+    assert job.fingerprint(mlp) != plain.fingerprint(mlp)
+    assert job.fingerprint(HOOK) == plain.fingerprint(HOOK)
+    # the residual SAE trains exactly as without the override on the MLP
+    alone, _ = fit_saes(job_for(tokens, model_cfg, **small), [HOOK])
+    assert torch.equal(alone[HOOK].W_enc, coders[HOOK].W_enc)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"layers.9": {"k": 8}}, r"overrides: 'layers.9' is not one of the hookpoints"),
+    ({HOOK: {"n_tokens": 8}}, r"overrides.layers.2: 'n_tokens' cannot differ per hookpoint. Keys allowed there: k,"),
+    ({HOOK: {"k": "many"}}, r"overrides.layers.2.k: expected a number"),
+    ({HOOK: {"k": 5000}}, r"overrides.layers.2.k .*is larger than the number of latents"),
+    ({HOOK: 8}, r"overrides.layers.2: expected a mapping"),
+])
+def test_bad_overrides_are_named(tokens, model_cfg, tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        train_saes(tmp_path, job_for(tokens, model_cfg, overrides=overrides))
