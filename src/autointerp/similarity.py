@@ -10,9 +10,11 @@ choices it leaves open made explicit as parameters (see ``SimilarityConfig``):
    each latent fires. Dictionaries of different width are matched on the smaller one; the
    rest are reported as unmatched.
 2. **Semantic agreement** of each matched pair, from their explanations: the cosine of the
-   explanations' sentence embeddings (all-MiniLM-L6-v2) and, optionally, cross-scoring
-   (A's explanation scored by the detection scorer on B's examples). Explanations exist only
-   for the sampled latents, so these are computed on the matched pairs where both exist.
+   explanations' sentence embeddings (all-MiniLM-L6-v2), on the matched pairs where both
+   latents have one, and, optionally, cross-scoring (:class:`CrossScorer`: A's explanation
+   scored by the detection scorer on B's test examples, and back), on the matched pairs where
+   A's latent has an explanation and B's has examples. Explanations and examples exist only for
+   the sampled latents, so both report how many pairs they cover.
 3. **Baselines**, so that a reader sees what explanations add: decoder-direction cosine
    matching (its own Hungarian assignment, only where both dictionaries write to the same
    space) and the co-activation Jaccard alone.

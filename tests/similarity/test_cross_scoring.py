@@ -20,7 +20,7 @@ from autointerp.scoring.detection import DetectionConfig
 from similarity_helpers import random_sparse, write_cache
 
 N_LAT, K, CTX, WINDOW = 48, 4, 16, 24
-DETECTORS = {0: ("king", 'the word "king"'), 1: ("love", 'the word "love"'), 2: ("lord", 'the word "lord"')}
+DETECTORS = {0: ("king", 'the word "king"'), 1: ("love", 'the word "love"')}
 N_ACT = N_NON = 3
 
 
@@ -93,7 +93,7 @@ def test_cross_score_on_permuted_twin_equals_own_score(tmp_path, model_and_token
     s = res.summary.set_index(["matching", "measure"]).loc[("coactivation", "cross_score")]
     assert s["n"] == len(DETECTORS) and s["cross_eligible"] == len(DETECTORS) and s["chance"] == 0.5
     assert s["mean"] == pytest.approx(own.loc[list(DETECTORS), "auroc"].mean())
-    assert pd.isna(s["note"])  # 3 eligible pairs >= min_pairs
+    assert pd.isna(s["note"])  # 2 eligible pairs >= min_pairs
 
     # the same explanation on a different latent's examples is scored on those examples
     wrong = scorer.score_one(expl_a.set_index("latent").loc[0, "explanation"], scorer.examples_b[int(perm[1])], 0)
@@ -101,15 +101,14 @@ def test_cross_score_on_permuted_twin_equals_own_score(tmp_path, model_and_token
     assert (wrong["auroc"], wrong["balanced_accuracy"]) != (own.loc[0, "auroc"], own.loc[0, "balanced_accuracy"])
 
     # too few eligible pairs: reported honestly, skipped, or refused, as configured
-    few = sim.CrossScoringConfig(enabled=True, min_pairs=10)
+    few = sim.CrossScoringConfig(enabled=True, min_pairs=10, max_pairs=1)  # and capped at one pair
     cov = scorer(res.matched, few)
-    assert cov.coverage["eligible"] == 3 and "only 3 of" in cov.note and cov.table["cross_score"].notna().sum() == 3
+    assert cov.coverage["eligible"] == 2 and "only 2 of" in cov.note
+    assert cov.table["cross_score"].notna().sum() == 1 and cov.coverage["scored"] == 1
     skip = scorer(res.matched, sim.CrossScoringConfig(enabled=True, min_pairs=10, on_few_pairs="skip"))
     assert skip.table["cross_score"].isna().all() and "skipped" in skip.note
     with pytest.raises(AutointerpError, match="sample.selection.mode: list"):
         scorer(res.matched, sim.CrossScoringConfig(enabled=True, min_pairs=10, on_few_pairs="error"))
-    capped = scorer(res.matched, sim.CrossScoringConfig(enabled=True, max_pairs=1, min_pairs=1))
-    assert capped.table["cross_score"].notna().sum() == 1 and capped.coverage["scored"] == 1
 
 
 def test_cross_scoring_config_is_checked():
