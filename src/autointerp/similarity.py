@@ -505,6 +505,7 @@ class CrossScorer:
     n_non_activating: int | None = 50
     seed: int = 0
     progress: bool = True
+    client_factory: Callable[[], object] | None = None  # makes ``client`` on first use (None given)
 
     def score_one(self, explanation: str, examples: pd.DataFrame, latent: int) -> dict:
         """Detection metrics of ``explanation`` on ``examples``, seeded like the score stage
@@ -514,6 +515,8 @@ class CrossScorer:
         from .scoring.metrics import latent_metrics
         from .scoring.runner import select_examples
 
+        if self.client is None and self.client_factory is not None:
+            self.client = self.client_factory()  # no model is loaded when no pair is eligible
         scorer = DetectionScorer(self.detection or DetectionConfig())
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(latent), 0, sum(map(ord, scorer.name))]))
         ex = examples_from_frame(select_examples(examples, self.n_activating, self.n_non_activating, rng))
@@ -592,11 +595,11 @@ def _default_embed(model_name: str):
 
 
 def summary_metrics(summary: pd.DataFrame, prefix: str) -> dict[str, float]:
-    """Flat metrics ``{prefix}.{matching}.{measure}.{mean|frac_above|n}`` (finite values only)."""
+    """Flat metrics ``{prefix}.{matching}.{measure}.{mean|frac_above|n|chance|cross_eligible}`` (finite values only)."""
     out = {}
     for r in summary.itertuples():
-        for k in ("mean", "frac_above", "n", "chance"):
-            v = getattr(r, k)
+        for k in ("mean", "frac_above", "n", "chance", "cross_eligible"):
+            v = getattr(r, k, None)
             if v is not None and np.isfinite(v):
                 out[f"{prefix}.{r.matching}.{r.measure}.{k}"] = float(v)
     if len(summary) and "unmatched" in summary:

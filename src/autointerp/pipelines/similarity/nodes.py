@@ -68,11 +68,15 @@ def cross_scorer(examples_a, examples_b, llm: dict | None, score: dict | None, *
             "(or set similarity.cross_scoring.enabled: false)."
         )
     score_cfg = parse_config(ScoreConfig, score or {}, "parameters: score")
-    from autointerp.llm import make_client
+    llm_cfg = llm_config(llm, score)
 
-    client = make_client(llm_config(llm, score))
-    return sim.CrossScorer(tables[a], tables[b], client, score_cfg.detection, score_cfg.n_activating,
-                           score_cfg.n_non_activating, seed=score_cfg.seed)
+    def client():
+        from autointerp.llm import make_client
+
+        return make_client(llm_cfg)
+
+    return sim.CrossScorer(tables[a], tables[b], None, score_cfg.detection, score_cfg.n_activating,
+                           score_cfg.n_non_activating, seed=score_cfg.seed, client_factory=client)
 
 
 def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanations_a=None, explanations_b=None,
