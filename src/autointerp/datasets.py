@@ -131,3 +131,13 @@ class TrainedSaesDataset(AbstractDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
+
+
+class ScoreRunDataset(JobDataset):
+    """The scoring folder of one hookpoint: ``save(job)`` runs or resumes it, ``load`` reads it."""
+
+    @staticmethod
+    def reader(path):
+        from .scoring.runner import ScoreRun
+
+        return ScoreRun(path)

@@ -41,6 +41,7 @@ class ExplainConfig:
 
     explainer: str = "default"  # default | activations | contrastive
     reasoning: bool = False  # think in a few sentences before the final "Explanation:" line
+    prefill: bool = True  # start the answer with "Explanation:" (ignored with reasoning); weak models need it
     n_examples: int = 20  # activating training examples shown per latent (spread over their strengths)
     n_negatives: int = 10  # counter-examples shown by the contrastive explainer
     highlight_threshold: float = 0.3  # mark tokens above this fraction of the example's max activation
@@ -142,7 +143,22 @@ def build_messages(cfg: ExplainConfig, activating: pd.DataFrame, negatives: pd.D
                 f"Counter-example {k}: {''.join(_clean_token(t) for t in row.tokens).strip()}"
                 for k, row in enumerate(neg.itertuples(index=False), 1))
     system += ANSWER_REASONING if cfg.reasoning else ANSWER_PLAIN
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    if uses_prefill(cfg):
+        messages.append({"role": "assistant", "content": PREFILL})
+    return messages
+
+
+PREFILL = "Explanation:"
+
+
+def uses_prefill(cfg: ExplainConfig) -> bool:
+    return cfg.prefill and not cfg.reasoning
+
+
+def answer_text(cfg: ExplainConfig, generated: str) -> str:
+    """The whole answer: the prefilled start (if any) and what the model generated after it."""
+    return (PREFILL + generated) if uses_prefill(cfg) else generated
 
 
 # ---------------------------------------------------------------- parsing
@@ -296,13 +312,13 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
                     if g.error is not None:
                         exp, failure = None, f"request failed: {g.error}"
                     else:
-                        exp, failure = parse_explanation(g.text, cfg)
+                        exp, failure = parse_explanation(answer_text(cfg, g.text), cfg)
                     n_fail += failure is not None
                     n_tok += g.prompt_tokens + g.completion_tokens
                     row = {"hookpoint": job.hookpoint, "latent": lat, "explanation": exp, "explainer":
                            cfg.explainer + ("+reasoning" if cfg.reasoning else ""), "model": model_name,
                            "prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens,
-                           "seconds": round(g.seconds, 4), "failure": failure, "raw": g.text, "key": keys[lat]}
+                           "seconds": round(g.seconds, 4), "failure": failure, "raw": answer_text(cfg, g.text), "key": keys[lat]}
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                     done[lat] = row
                 f.flush()

@@ -1,5 +1,5 @@
 """Fixtures of the LLM client tests: a real OpenAI-compatible HTTP server on loopback that misbehaves
-on purpose. The last user message picks the behaviour: ``429once`` (HTTP 429, then OK), ``500``
+on purpose. The last user message (not an assistant prefill) picks the behaviour: ``429once`` (HTTP 429, then OK), ``500``
 (always HTTP 500), ``slow`` (answers after ``slow_seconds``), ``garbage`` (HTTP 200 with malformed
 JSON); anything else gets a normal answer. Every request is counted per path and message.
 """
@@ -67,7 +67,7 @@ class FakeServer:
         if body.get("model") != self.model:
             return h._send(404, {"error": {"message": f"model {body.get('model')} does not exist"}})
         if path.endswith("/chat/completions"):
-            text = body["messages"][-1]["content"]
+            text = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
         elif path.endswith("/completions"):
             text = body["prompt"]
         else:

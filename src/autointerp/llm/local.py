@@ -36,10 +36,13 @@ class LocalClient(LLMClient):
     # ------------------------------------------------------------------ helpers
 
     def chat_ids(self, messages: Messages) -> list[int]:
-        """Token ids of a chat prompt followed by the start of the assistant's turn."""
+        """Token ids of a chat prompt followed by the start of the assistant's turn; a final
+        assistant message is a prefill that the answer continues."""
         _, tok = self._load()
+        prefill = bool(messages) and messages[-1]["role"] == "assistant"
         if tok.chat_template:
-            text = tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+            text = tok.apply_chat_template(list(messages), add_generation_prompt=not prefill,
+                                           continue_final_message=prefill, tokenize=False)
             return tok.encode(text, add_special_tokens=False)
         # A base model without a chat template: plain text turns.
         text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"

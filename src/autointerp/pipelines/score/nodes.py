@@ -5,15 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from autointerp.config import parse_config
-from autointerp.datasets import JobDataset
 from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun, as_frame
 from autointerp.scoring.report import plots, summary
-
-
-class ScoreRunDataset(JobDataset):
-    """The scoring folder of one hookpoint: ``save(job)`` runs or resumes it, ``load`` reads it."""
-
-    reader = ScoreRun
 
 
 def llm_config(llm: dict | None, score: dict | None):
