@@ -88,6 +88,14 @@ def test_rerun_is_a_no_op_and_config_change_rebuilds(built, tmp_path):
     mtimes = {p: p.stat().st_mtime_ns for p in cache.root.rglob("*.safetensors")}
     job.run(cache.root)
     assert mtimes == {p: p.stat().st_mtime_ns for p in cache.root.rglob("*.safetensors")}
+    import dataclasses
+    import shutil
+
+    shutil.copytree(cache.root, tmp_path / "copy")
+    dataclasses.replace(job, cache=CacheConfig(chunk_contexts=16, shard_size=256)).run(tmp_path / "copy")
+    rebuilt = LatentCache(tmp_path / "copy")
+    assert rebuilt.shard_size == 256 and len(rebuilt.shard_ranges) == 2
+    np.testing.assert_array_equal(rebuilt.stats()["firing_count"], cache.stats()["firing_count"])
 
 
 def test_incomplete_cache_is_refused(tmp_path):
@@ -144,11 +152,11 @@ def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path, tokens):
     after = {p.name: p.stat().st_mtime_ns for p in chunks.iterdir()}
     assert len(after) == 6 and not any(n.endswith(".tmp") for n in after)
     assert all(after[n] == t for n, t in done_before.items())  # finished chunks were not redone
-    # and the resumed cache equals one built in a single go
+    # and the resumed cache equals one built in a single go (in this process)
     fresh = tmp_path / "fresh"
-    random_sae(fresh / "saes" / "layers.1")
-    subprocess.run([sys.executable, str(script), str(tmp_path / "tokens.npy"), str(fresh)], check=True, capture_output=True)
-    ref = LatentCache(fresh / "cache")
-    for a, b in zip(cache.iter_shards(), ref.iter_shards()):
+    CacheJob("layers.1", tokens, ModelConfig(), DictionaryConfig("sparsify", str(tmp_path / "saes")),
+             CacheConfig(chunk_contexts=8, shard_size=128), progress=False).run(fresh)
+    ref = LatentCache(fresh)
+    for a, b in zip(cache.iter_shards(), ref.iter_shards(), strict=True):
         np.testing.assert_array_equal(a.tokens, b.tokens)
         np.testing.assert_array_equal(a.values, b.values)
