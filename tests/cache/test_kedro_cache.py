@@ -65,7 +65,10 @@ def test_mlflow_records_params_and_cache_statistics(run):
 
     root, _ = run
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
+    try:
+        runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
+    finally:
+        mlflow.set_tracking_uri("")
     assert len(runs) == 1
     data = runs[0].data
     assert data.params["model.name_or_path"] == "smollm2-135m-instruct"

@@ -108,6 +108,7 @@ def report_run(tmp_path_factory, fixture_tables):
     root = tmp_path_factory.mktemp("report_run")
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")  # other tests may have set one globally
     # the project's catalog as `kedro run --env test --params data_root=<root>` builds it
     conf = OmegaConfigLoader(str(PROJECT / "conf"), env="test", runtime_params={"data_root": str(root)},
                              **{k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"})
@@ -133,3 +134,4 @@ def report_run(tmp_path_factory, fixture_tables):
     yield {"root": root, "site": root / "08_reporting" / "site", "plots": root / "08_reporting" / "plots",
            "run_id": run_id, "tracking_uri": f"sqlite:///{root}/mlflow.db"}
     mp.undo()
+    mlflow.set_tracking_uri("")

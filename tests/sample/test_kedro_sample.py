@@ -48,5 +48,8 @@ def test_kedro_sample_run(sample_cache, tmp_path):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{data}/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
+    try:
+        runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
+    finally:
+        mlflow.set_tracking_uri("")
     assert runs and runs[0].data.metrics["sample.layers.2.latents_ok"] == len(ok)
