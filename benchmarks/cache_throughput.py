@@ -24,16 +24,13 @@ import torch
 
 from autointerp.caching import CacheConfig, CacheJob
 from autointerp.corpus import CorpusConfig, tokenize_corpus
-from autointerp.dictionaries import DictionaryConfig, SparseCoder, save_sparsify
+from autointerp.dictionaries import DictionaryConfig, random_topk_coder, save_sparsify
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig, load_model, run_to_capture
 
 
 def make_sae(folder: Path, hookpoint: str, d=576, n=4608, k=32):
-    g = torch.Generator().manual_seed(0)
-    W = torch.randn(n, d, generator=g)
-    W /= W.norm(dim=1, keepdim=True)
-    save_sparsify(SparseCoder(W.T.clone(), torch.zeros(n), W.clone(), torch.zeros(d), k=k), folder / hookpoint)
+    save_sparsify(random_topk_coder(d, n, k, bias_scale=0.0), folder / hookpoint)
 
 
 def bare_forward(model, tokens, hookpoint, batch_size):

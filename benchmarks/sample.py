@@ -31,11 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_cache(folder: Path, n_tokens: int, num_latents: int):
-    import torch
-
     from autointerp.caching import CacheConfig, CacheJob
     from autointerp.corpus import CorpusConfig, CorpusSource, tokenize_corpus
-    from autointerp.dictionaries import DictionaryConfig, SparseCoder, save_sparsify
+    from autointerp.dictionaries import DictionaryConfig, random_topk_coder, save_sparsify
     from autointerp.models import ModelConfig, load_model
 
     _, tok = load_model(ModelConfig())
@@ -43,11 +41,7 @@ def build_cache(folder: Path, n_tokens: int, num_latents: int):
                                           ctx_len=256, n_tokens=n_tokens), tok)
     sae = folder / "saes" / "layers.2"
     if not (sae / "cfg.json").exists():
-        g = torch.Generator().manual_seed(0)
-        W = torch.randn(num_latents, 576, generator=g)
-        W /= W.norm(dim=1, keepdim=True)
-        save_sparsify(SparseCoder(W.T.clone(), torch.randn(num_latents, generator=g) * 0.05, W.clone(),
-                                  torch.zeros(576), k=32), sae)
+        save_sparsify(random_topk_coder(576, num_latents, k=32), sae)
     dictionary = DictionaryConfig("sparsify", str(folder / "saes"))
     CacheJob("layers.2", tokens, ModelConfig(), dictionary, CacheConfig(chunk_contexts=64, shard_size=1024)).run(folder / "cache")
     return tokens, dictionary

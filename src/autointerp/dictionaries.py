@@ -231,6 +231,16 @@ def load_sparsify(path, hookpoint: str) -> SparseCoder:
     )
 
 
+def random_topk_coder(d_in: int, num_latents: int, k: int, seed: int = 0, bias_scale: float = 0.05) -> SparseCoder:
+    """A random TopK SAE (unit-norm tied directions, small random biases): the control
+    dictionary of comparisons, and a dictionary for tests and benchmarks."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(num_latents, d_in, generator=g)
+    W /= W.norm(dim=1, keepdim=True)
+    b = torch.randn(num_latents, generator=g) * bias_scale
+    return SparseCoder(W.T.clone(), b, W.clone(), torch.zeros(d_in), k=k)
+
+
 def save_sparsify(coder: SparseCoder, folder: str | Path, extra_cfg: dict | None = None) -> Path:
     """Write a TopK coder in sparsify's layout (``cfg.json`` + ``sae.safetensors``)."""
     folder = Path(folder)

@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 import torch
 
 from autointerp.caching import CacheConfig, CacheJob
-from autointerp.dictionaries import DictionaryConfig, SparseCoder, load_dictionary, save_sparsify
+from autointerp.dictionaries import DictionaryConfig, load_dictionary, random_topk_coder, save_sparsify
 from autointerp.errors import AutointerpError
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig, run_to_capture
 
 
 def random_sae(folder, d=576, n=512, k=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    W = torch.randn(n, d, generator=g)
-    W /= W.norm(dim=1, keepdim=True)
-    coder = SparseCoder(W.T.clone(), torch.randn(n, generator=g) * 0.05, W.clone(), torch.zeros(d), k=k)
-    return save_sparsify(coder, folder)
+    return save_sparsify(random_topk_coder(d, n, k, seed), folder)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
-from autointerp.dictionaries import SparseCoder, save_sparsify
+from autointerp.dictionaries import random_topk_coder, save_sparsify
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,9 +23,7 @@ def kedro(*args, cwd=ROOT, timeout=600):
 
 
 def write_sae(folder, d=576, n=256, k=8):
-    W = torch.randn(n, d, generator=torch.Generator().manual_seed(0))
-    W /= W.norm(dim=1, keepdim=True)
-    save_sparsify(SparseCoder(W.T.clone(), torch.zeros(n), W.clone(), torch.zeros(d), k=k), folder)
+    save_sparsify(random_topk_coder(d, n, k, bias_scale=0.0), folder)
 
 
 def conf_copy(tmp_path, edit):

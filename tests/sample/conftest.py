@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from autointerp.caching import CacheConfig, CacheJob
-from autointerp.dictionaries import DictionaryConfig, SparseCoder, save_sparsify
+from autointerp.dictionaries import DictionaryConfig, random_topk_coder, save_sparsify
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig
 
@@ -14,11 +13,7 @@ HOOKPOINT = "layers.2"
 
 
 def random_sae(folder, d=576, n=384, k=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    W = torch.randn(n, d, generator=g)
-    W /= W.norm(dim=1, keepdim=True)
-    coder = SparseCoder(W.T.clone(), torch.randn(n, generator=g) * 0.05, W.clone(), torch.zeros(d), k=k)
-    return save_sparsify(coder, folder)
+    return save_sparsify(random_topk_coder(d, n, k, seed), folder)
 
 
 @pytest.fixture(scope="session")

@@ -298,7 +298,7 @@ def render_latent(d: HookpointData, latent: int, row: dict, examples: pd.DataFra
     stats = " · ".join(f"{k} {esc(fmt(row.get(k)))}" for k in ("frequency", "firing_count", "max_activation")
                        if row.get(k) is not None)
     status = row.get("status")
-    parts = [f'<nav><a href="../../index.html">← all latents</a></nav>',
+    parts = ['<nav><a href="../../index.html">← all latents</a></nav>',
              f"<h1>{esc(hp)} · latent {int(latent)}</h1>"]
     if stats:
         parts.append(f"<p>{stats}</p>")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..config import as_dict, parse_config
+from ..config import as_dict
 from ..errors import AutointerpError, ConfigError
 from .base import Scorer, examples_from_frame
 from .detection import DetectionConfig, DetectionScorer

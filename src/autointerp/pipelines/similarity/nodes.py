@@ -10,7 +10,7 @@ import pandas as pd
 from autointerp import similarity as sim
 from autointerp.config import parse_config
 from autointerp.dictionaries import DictionaryConfig, load_dictionary
-from autointerp.errors import AutointerpError, ConfigError
+from autointerp.errors import AutointerpError
 from autointerp.latent_cache import LatentCache
 
 log = logging.getLogger(__name__)
