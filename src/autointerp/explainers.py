@@ -42,6 +42,7 @@ class ExplainConfig:
     explainer: str = "default"  # default | activations | contrastive
     reasoning: bool = False  # think in a few sentences before the final "Explanation:" line
     prefill: bool = True  # start the answer with "Explanation:" (ignored with reasoning); weak models need it
+    few_shot: bool = True  # show worked examples of the task first (as delphi's default prompt does)
     n_examples: int = 20  # activating training examples shown per latent (spread over their strengths)
     n_negatives: int = 10  # counter-examples shown by the contrastive explainer
     highlight_threshold: float = 0.3  # mark tokens above this fraction of the example's max activation
@@ -143,13 +144,30 @@ def build_messages(cfg: ExplainConfig, activating: pd.DataFrame, negatives: pd.D
                 f"Counter-example {k}: {''.join(_clean_token(t) for t in row.tokens).strip()}"
                 for k, row in enumerate(neg.itertuples(index=False), 1))
     system += ANSWER_REASONING if cfg.reasoning else ANSWER_PLAIN
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    messages = [{"role": "system", "content": system}]
+    if cfg.few_shot and not cfg.reasoning:
+        messages += FEW_SHOT
+    messages.append({"role": "user", "content": user})
     if uses_prefill(cfg):
         messages.append({"role": "assistant", "content": PREFILL})
     return messages
 
 
 PREFILL = "Explanation:"
+
+# Worked examples shown before the real task (three different kinds of latent, so that a small
+# model learns the answer's form rather than one answer).
+FEW_SHOT = [
+    {"role": "user", "content": "Example 1: and the <<king>> said to his son\nExample 2: long live the <<King>>!\n"
+                                "Example 3: the <<kings>> of France and England"},
+    {"role": "assistant", "content": "Explanation: the word \"king\""},
+    {"role": "user", "content": "Example 1: import os<<\\n>>import sys\nExample 2: return x<<\\n>>\n"
+                                "Example 3: def f():<<\\n>>    pass"},
+    {"role": "assistant", "content": "Explanation: line breaks in Python code"},
+    {"role": "user", "content": "Example 1: she was <<running>> home\nExample 2: they kept <<singing>> all night\n"
+                                "Example 3: stop <<talking>>, please"},
+    {"role": "assistant", "content": "Explanation: verbs ending in -ing"},
+]
 
 
 def uses_prefill(cfg: ExplainConfig) -> bool:

@@ -17,20 +17,30 @@ def test_mark_example_groups_runs_and_keeps_text():
     assert text.replace("<<", "").replace(">>", "") == "".join(toks)
 
 
+def task(messages):
+    """The user message that holds the latent's examples (after any worked examples)."""
+    return [m for m in messages if m["role"] == "user"][-1]["content"]
+
+
 def test_prompt_variants(examples):
     act = examples[(examples.latent == 0) & (examples.kind == "activating")]
     neg = examples[(examples.latent == 0) & (examples.kind == "random") & (examples.split == "train")]
     default = build_messages(ExplainConfig(), act, neg)
-    user = default[1]["content"]
+    user = task(default)
+    # worked examples first, and the answer starts with the prefilled label
+    assert [m["role"] for m in default] == ["system"] + ["user", "assistant"] * 4
+    assert default[-1]["content"] == "Explanation:"
+    plain = build_messages(ExplainConfig(few_shot=False, prefill=False), act, neg)
+    assert [m["role"] for m in plain] == ["system", "user"] and task(plain) == user
     assert user.count("<<") == user.count(">>") >= 3 and "<<cat>>" in user
     assert "Counter-example" not in user and "Activations:" not in user
-    acts = build_messages(ExplainConfig(explainer="activations"), act)[1]["content"]
+    acts = task(build_messages(ExplainConfig(explainer="activations"), act))
     assert "Activations: cat (" in acts
     con = build_messages(ExplainConfig(explainer="contrastive"), act, neg)
-    assert "Counter-example 1: Nothing relevant" in con[1]["content"] and "NOT active" in con[0]["content"]
+    assert "Counter-example 1: Nothing relevant" in task(con) and "NOT active" in con[0]["content"]
     reason = build_messages(ExplainConfig(reasoning=True), act)
     assert "think" in reason[0]["content"] and reason[0]["content"] != default[0]["content"]
-    assert len(build_messages(ExplainConfig(n_examples=2), act)[1]["content"].splitlines()) == 2
+    assert len(task(build_messages(ExplainConfig(n_examples=2), act)).splitlines()) == 2
 
 
 @pytest.mark.parametrize("raw,expected", [
