@@ -109,6 +109,9 @@ def report_run(tmp_path_factory, fixture_tables):
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")  # other tests may have set one globally
+    # artifacts under tmp too (the default experiment would put them in ./mlruns of the checkout)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+        "report-test", artifact_location=(root / "mlartifacts").as_uri()))
     # the project's catalog as `kedro run --env test --params data_root=<root>` builds it
     conf = OmegaConfigLoader(str(PROJECT / "conf"), env="test", runtime_params={"data_root": str(root)},
                              **{k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"})
