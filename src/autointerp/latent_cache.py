@@ -224,6 +224,24 @@ class LatentCache:
         sl = sh.latent_slices().get(latent, slice(0, 0))
         return sh.tokens[sl], sh.values[sl]
 
+    def chunk_rows(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Token-major CSR of chunk ``i`` over all latents: (indptr [tokens+1], latents, values),
+        latents absolute, each token's row ordered by shard."""
+        d = self.root / "chunks" / f"c{i:05d}"
+        toks, lats, vals = [], [], []
+        for s, (start, _) in enumerate(self.shard_ranges):
+            f = load_file(str(d / f"s{s:04d}.safetensors"))
+            counts = f["counts"].to(torch.int32).numpy()
+            toks.append(np.repeat(np.arange(len(counts)), counts))
+            lats.append(f["latents"].to(torch.int32).numpy().astype(np.int64) + start)
+            vals.append(f["values"].float().numpy())
+        n_tok = len(counts)
+        tok, lat, val = np.concatenate(toks), np.concatenate(lats), np.concatenate(vals)
+        order = np.argsort(tok, kind="stable")
+        indptr = np.zeros(n_tok + 1, dtype=np.int64)
+        np.cumsum(np.bincount(tok, minlength=n_tok), out=indptr[1:])
+        return indptr, lat[order], val[order]
+
     def dense(self, flat_tokens: np.ndarray) -> np.ndarray:
         """Dense activations [len(flat_tokens), num_latents] for a few tokens (for checks)."""
         flat_tokens = np.asarray(flat_tokens)
@@ -231,14 +249,8 @@ class LatentCache:
         tokens_per_chunk = self.chunk_contexts * self.ctx_len
         for row, t in enumerate(flat_tokens):
             i, local = divmod(int(t), tokens_per_chunk)
-            d = self.root / "chunks" / f"c{i:05d}"
-            for s, (start, _) in enumerate(self.shard_ranges):
-                f = load_file(str(d / f"s{s:04d}.safetensors"))
-                counts = f["counts"].to(torch.int32).long()
-                a = int(counts[:local].sum())
-                b = a + int(counts[local])
-                lat = f["latents"][a:b].to(torch.int32).numpy() + start
-                out[row, lat] = f["values"][a:b].float().numpy()
+            indptr, lat, val = self.chunk_rows(i)
+            out[row, lat[indptr[local]:indptr[local + 1]]] = val[indptr[local]:indptr[local + 1]]
         return out
 
     def disk_bytes(self) -> int:

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from safetensors.numpy import load_file
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
@@ -152,50 +150,11 @@ class SimilarityConfig:
 # ------------------------------------------------------------------ co-activation
 
 
-def _chunk_dirs(cache: LatentCache) -> list[Path]:
-    return [cache.root / "chunks" / f"c{i:05d}" for i in range(cache.meta["num_chunks"])]
-
-
 def chunk_csr(cache: LatentCache, i: int) -> sp.csr_matrix:
-    """Binary CSR ``[tokens of chunk i, num_latents]``: 1 where a latent fires on a token.
-
-    Reads the cache's shard files directly (token-major CSR, see :mod:`autointerp.latent_cache`;
-    per-token ``counts`` or an ``indptr``), since ``LatentCache`` serves latent-major reads only.
-    """
-    d = _chunk_dirs(cache)[i]
-    indptrs, indices = [], []
-    n_tok = None
-    for s, (start, _) in enumerate(cache.shard_ranges):
-        f = load_file(str(d / f"s{s:04d}.safetensors"))
-        if "indptr" in f:
-            indptr = f["indptr"].astype(np.int64)
-        else:  # per-token counts
-            indptr = np.zeros(len(f["counts"]) + 1, dtype=np.int64)
-            np.cumsum(f["counts"].astype(np.int64), out=indptr[1:])
-        n_tok = len(indptr) - 1
-        indptrs.append(indptr)
-        indices.append(f["latents"].astype(np.int32) + start)
-    if n_tok is None:
-        return sp.csr_matrix((0, cache.num_latents), dtype=np.float32)
-    if len(indptrs) == 1:
-        ind = indices[0]
-        ptr = indptrs[0]
-    else:  # interleave the shards token by token (each shard is token-major CSR)
-        counts = np.stack([p[1:] - p[:-1] for p in indptrs])  # [shards, tokens]
-        ptr = np.zeros(n_tok + 1, dtype=np.int64)
-        ptr[1:] = np.cumsum(counts.sum(0))
-        ind = np.empty(int(ptr[-1]), dtype=np.int32)
-        # position of each shard's block inside the token's row
-        offset = np.cumsum(np.vstack([np.zeros((1, n_tok), np.int64), counts[:-1]]), axis=0)
-        for s in range(len(indptrs)):
-            c = counts[s]
-            if c.sum() == 0:
-                continue
-            row_start = np.repeat(ptr[:-1] + offset[s], c)
-            within = np.arange(int(c.sum())) - np.repeat(indptrs[s][:-1], c)
-            ind[row_start + within] = indices[s]
-    data = np.ones(len(ind), dtype=np.float32)
-    return sp.csr_matrix((data, ind, ptr), shape=(n_tok, cache.num_latents))
+    """Binary CSR ``[tokens of chunk i, num_latents]``: 1 where a latent fires on a token."""
+    indptr, latents, _ = cache.chunk_rows(i)
+    data = np.ones(len(latents), dtype=np.float32)
+    return sp.csr_matrix((data, latents, indptr), shape=(len(indptr) - 1, cache.num_latents))
 
 
 def _token_blocks(cache: LatentCache, bounds: np.ndarray):
