@@ -1,67 +1,171 @@
-"""Project hooks: make the run's configuration visible to the pipeline factories, and tag the
-MLflow run so that runs compare side by side in the MLflow UI."""
+"""The run context and the project's Kedro hooks.
+
+:func:`run_context` is the one object that gives nodes and pipeline factories the run's
+parameters, environment and credentials, resolved once when Kedro creates the context, through
+Kedro's own config loader and conf source (``--conf-source`` and ``--env`` included). Outside a
+``kedro run`` (``kedro registry list``, a notebook, a test that builds pipelines) it is resolved
+the same way from the project's settings and ``$KEDRO_ENV``.
+
+Credentials follow Kedro's environment rules (``conf/base`` and the run environment, default
+``local``) and additionally read ``conf/local/credentials.yml`` in every other environment, so a
+key kept in the git-ignored ``conf/local/credentials.yml`` also reaches ``--env test`` and the
+experiment environments; ``conf/<env>/credentials.yml`` wins over it. The environment variable
+named by ``llm.api_key_env`` wins over both (see :func:`autointerp.llm.openai_compat.resolve_api_key`).
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-_state: dict = {}
+from autointerp.errors import ConfigError
+
+LOCAL = "local"
+# Top-level parameter keys that are not a stage's section in conf/base (documented in the README).
+EXTRA_TOP_LEVEL = ("data_root",)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a node may know about the run it is part of."""
+
+    params: dict
+    env: str
+    conf_source: str
+    credentials: dict = field(default_factory=dict, repr=False)  # never logged
+
+    def llm_credentials(self) -> dict | None:
+        """The ``llm`` entry of the credentials (``{api_key: ...}``), if any."""
+        entry = self.credentials.get("llm")
+        return dict(entry) if isinstance(entry, dict) else None
+
+
+_current: RunContext | None = None
+
+
+def _read_credentials(loader) -> dict:
+    from kedro.config import MissingConfigException
+
+    try:
+        creds = dict(loader["credentials"])
+    except MissingConfigException:
+        creds = {}
+    if (loader.env or loader.default_run_env) != LOCAL:
+        try:
+            local = loader.load_and_merge_dir_config(f"{loader.conf_source}/{LOCAL}", loader.config_patterns["credentials"],
+                                                     "credentials", set(), read_environment_variables=True)
+        except MissingConfigException:
+            local = {}
+        creds = {**local, **creds}
+    return creds
+
+
+def context_from_loader(loader) -> RunContext:
+    """The run context of a Kedro config loader (parameters with runtime ``--params``, credentials)."""
+    from kedro.config import MissingConfigException
+
+    try:
+        params = dict(loader["parameters"])
+    except MissingConfigException:
+        params = dict(loader.runtime_params or {})
+    return RunContext(params=params, env=loader.env or loader.default_run_env or LOCAL,
+                      conf_source=str(loader.conf_source), credentials=_read_credentials(loader))
+
+
+def _outside_run() -> RunContext:
+    """Resolved from the project's settings and ``$KEDRO_ENV``, as ``kedro run`` would."""
+    from kedro.framework.project import settings
+    from kedro.utils import find_kedro_project
+
+    root = find_kedro_project(Path.cwd())
+    conf = Path(root or ".") / settings.CONF_SOURCE
+    if root is None or not conf.is_dir():
+        return RunContext(params={}, env=os.environ.get("KEDRO_ENV") or LOCAL, conf_source=str(conf))
+    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(conf), env=os.environ.get("KEDRO_ENV"),
+                                          **settings.CONFIG_LOADER_ARGS)
+    return context_from_loader(loader)
+
+
+def run_context() -> RunContext:
+    """The context of the current run (or, outside a run, of the project's configuration)."""
+    global _current
+    if _current is None:
+        _current = _outside_run()
+    return _current
+
+
+def run_parameters() -> dict:
+    """The parameters of the current run (see :func:`run_context`)."""
+    return run_context().params
+
+
+def known_sections(loader) -> set[str]:
+    """Top-level parameter keys the project knows: those of ``conf/base`` plus documented extras."""
+    base = loader.load_and_merge_dir_config(f"{loader.conf_source}/{loader.base_env}", loader.config_patterns["parameters"],
+                                            "parameters", set())
+    return set(base) | set(EXTRA_TOP_LEVEL)
+
+
+def check_sections(params: dict, known: set[str], env: str) -> None:
+    """Refuse a top-level parameter key that no stage reads (a misspelt section)."""
+    unknown = sorted(set(params) - known)
+    if not unknown:
+        return
+    key = unknown[0]
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    where = "conf/base" if env == "base" else f"conf/{env} or --params"
+    raise ConfigError(f"parameters: unknown top-level key '{key}' (in {where}).{hint} "
+                      f"Valid keys: {', '.join(sorted(known))}.")
 
 
 class ProjectHooks:
     @hook_impl
     def after_context_created(self, context) -> None:
-        # Pipelines are built lazily after the context exists, so the per-hookpoint namespaces
-        # can follow the parameters of the environment actually being run (``--env test``).
-        _state["params"] = context.params
-        _state["env"] = context.env
-        from kedro.framework.project import pipelines
+        # Resolve the run context once; the pipelines are built lazily after this, so the
+        # per-hookpoint namespaces follow the parameters of the environment being run.
+        global _current
+        loader = context.config_loader
+        previous, _current = _current, context_from_loader(loader)
+        check_sections(_current.params, known_sections(loader), _current.env)
+        if previous is not None and previous.params != _current.params:
+            # Pipelines already built in this process (an earlier session, or outside a run)
+            # followed other parameters: rebuild them (Kedro's public reset).
+            from kedro.framework.project import PACKAGE_NAME, pipelines
 
-        pipelines._is_data_loaded = False  # rebuild them with this run's parameters
+            pipelines.configure(f"{PACKAGE_NAME}.pipeline_registry")
+        self._run_params: dict = {}
+        self._tagged = False
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict) -> None:
-        _state["run_params"] = run_params
-        _state["tagged"] = False
+        self._run_params = run_params
+        self._tagged = False
 
     @hook_impl
     def before_node_run(self, node) -> None:
         # kedro-mlflow has opened the run by the first node: tag it once with what ran.
-        if _state.get("tagged"):
+        if getattr(self, "_tagged", True):
             return
-        _state["tagged"] = True
+        self._tagged = True
         try:
             import mlflow
         except ImportError:
             return
         if mlflow.active_run() is None:
             return
-        rp = _state.get("run_params") or {}
-        params = _state.get("params") or {}
+        rp: dict[str, Any] = getattr(self, "_run_params", {}) or {}
+        ctx = run_context()
+        params = ctx.params
         mlflow.set_tags({
             "autointerp.pipelines": ",".join(rp.get("pipeline_names") or []) or "__default__",
-            "autointerp.env": str(_state.get("env") or "local"),
+            "autointerp.env": ctx.env,
             "autointerp.hookpoints": ",".join((params.get("hookpoints") or {}).keys()),
             "autointerp.model": str((params.get("model") or {}).get("name_or_path")),
             "autointerp.llm": str((params.get("llm") or {}).get("model")),
         })
-
-
-def run_parameters() -> dict:
-    """The parameters of the current run; outside a run, ``base`` merged with ``$KEDRO_ENV``
-    (default ``local``), read as plain YAML so that no second config loader replaces the
-    run's ``globals`` resolver."""
-    if "params" in _state:
-        return _state["params"]
-    from pathlib import Path
-
-    import yaml
-
-    root = Path(__file__).resolve().parents[2] / "conf"
-    params: dict = {}
-    for env in ("base", os.environ.get("KEDRO_ENV", "local")):
-        for f in sorted((root / env).glob("parameters*.yml")):
-            params.update(yaml.safe_load(f.read_text()) or {})
-    return params

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -17,25 +16,10 @@ def llm_config(llm: dict) -> LLMConfig:
 
 
 def llm_credentials() -> dict | None:
-    """The ``llm`` entry of the run's Kedro credentials (conf/local/credentials.yml), if any.
+    """The ``llm`` entry of the run's Kedro credentials, if any (see :mod:`autointerp.hooks`). Never logged."""
+    from autointerp.hooks import run_context
 
-    Read here rather than through a catalog entry so that a run without credentials (the local
-    backend, or a key in the environment) needs no credentials file. Never logged.
-    """
-    from kedro.config import OmegaConfigLoader
-
-    from autointerp.hooks import _state
-
-    conf = Path(__file__).resolve().parents[4] / "conf"
-    if not conf.is_dir():
-        return None
-    env = _state.get("env") or os.environ.get("KEDRO_ENV") or "local"
-    try:
-        creds = OmegaConfigLoader(str(conf), base_env="base", default_run_env=env)["credentials"]
-    except Exception:  # noqa: BLE001 - no credentials file is fine
-        return None
-    entry = creds.get("llm") if isinstance(creds, dict) else None
-    return dict(entry) if isinstance(entry, dict) else None
+    return run_context().llm_credentials()
 
 
 def explain_latents(examples, llm: dict, explain: dict, *, hookpoint: str) -> ExplainJob:
