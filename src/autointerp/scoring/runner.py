@@ -136,6 +136,7 @@ class ScoreJob:
     llm: Any = None  # an LLMConfig, or None when no scorer needs a model
     client: Any = None  # an existing client (tests, benchmarks); else made from ``llm`` when needed
     progress: bool = True
+    credentials: dict | None = field(default=None, repr=False)  # the run's ``llm`` credentials (never logged)
 
     def fingerprint(self) -> str:
         blob = json.dumps({"hookpoint": self.hookpoint, "score": as_dict(self.config),
@@ -219,7 +220,7 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
             raise ConfigError("parameters: llm is missing, but the configured scorers need a language model.")
         from ..llm import make_client
 
-        client = make_client(job.llm)
+        client = make_client(job.llm, credentials=job.credentials)
     bar = tqdm(total=len(todo), desc=f"score {job.hookpoint}", unit="task", disable=not job.progress)
     handles: dict[str, Any] = {}
     try:

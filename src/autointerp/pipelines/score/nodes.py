@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from autointerp.config import parse_config
+from autointerp.hooks import run_context
 from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun, as_frame
 from autointerp.scoring.report import plots, summary
 
@@ -23,7 +24,8 @@ def score_latents(examples, explanations, score: dict, llm: dict, *, hookpoint: 
     if "hookpoint" in ex and len(ex):
         ex = ex[ex["hookpoint"] == hookpoint]
     return ScoreJob(hookpoint=hookpoint, examples=ex.reset_index(drop=True),
-                    explanations=as_frame(explanations, "explanations"), config=cfg, llm=llm_config(llm, score))
+                    explanations=as_frame(explanations, "explanations"), config=cfg, llm=llm_config(llm, score),
+                    credentials=run_context().llm_credentials())
 
 
 def score_tables(run: ScoreRun, score: dict, *, hookpoint: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:

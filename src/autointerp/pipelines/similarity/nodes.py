@@ -71,9 +71,10 @@ def cross_scorer(examples_a, examples_b, llm: dict | None, score: dict | None, *
     llm_cfg = llm_config(llm, score)
 
     def client():
+        from autointerp.hooks import run_context
         from autointerp.llm import make_client
 
-        return make_client(llm_cfg)
+        return make_client(llm_cfg, credentials=run_context().llm_credentials())
 
     return sim.CrossScorer(tables[a], tables[b], None, score_cfg.detection, score_cfg.n_activating,
                            score_cfg.n_non_activating, seed=score_cfg.seed, client_factory=client)
