@@ -7,14 +7,24 @@ the usage counters. A failed request never raises for one item: its result carri
 ``error`` and is counted; only a mistake that would fail every request (unreachable
 server, wrong model name, missing key, unsupported log-probabilities) raises an
 :class:`~autointerp.errors.AutointerpError`.
+
+Option log-probabilities follow one rule in every backend: log P(option) is the log of the
+probability that the first answer token is one of the option's spellings, summed over its
+spellings (:func:`option_spellings`: the option as given, lower-case, upper-case and
+capitalised, each with and without one leading space). So " Yes", "Yes" and "yes" all count
+for "Yes", and the mass is added, not maxed. The OpenAI-compatible backend sums the spellings
+the server lists among its ``top_logprobs``; the local backend reads them from the full
+distribution. An option none of whose spellings is a single token (local backend: e.g. "10"
+for a digit-by-digit tokenizer) is scored as the whole continuation of the option as given.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import AutointerpError, ConfigError
 
@@ -39,7 +49,9 @@ class LLMConfig:
     device: str = "cpu"
     batch_size: int = 8
     # OpenAI-compatible backend
-    base_url: str | None = None  # e.g. http://localhost:8000/v1 (vLLM), https://openrouter.ai/api/v1
+    # e.g. http://localhost:8000/v1 (vLLM), https://openrouter.ai/api/v1; a list of endpoints serving the
+    # same model shares the load (fewest requests in flight first; a dead endpoint's requests go to the others)
+    base_url: str | list[str] | None = None
     api_key_env: str | None = "OPENAI_API_KEY"  # null: the server needs no key
     max_concurrency: int = 8
     max_retries: int = 4
@@ -60,6 +72,12 @@ class LLMConfig:
         if self.backend == "openai" and not self.base_url:
             raise ConfigError(f"{where}.base_url: the openai backend needs the server's URL, "
                               "for example http://localhost:8000/v1 (vLLM) or https://openrouter.ai/api/v1.")
+        if self.base_url is not None:
+            urls = self.base_url if isinstance(self.base_url, (list, tuple)) else [self.base_url]
+            bad = [u for u in urls if not isinstance(u, str) or not u.startswith(("http://", "https://"))]
+            if bad or len(set(urls)) != len(urls):
+                raise ConfigError(f"{where}.base_url: expected a URL (http://host:port/v1) or a list of distinct "
+                                  f"URLs, got {self.base_url!r}.")
         for name in ("batch_size", "max_concurrency", "max_tokens", "top_logprobs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name} must be at least 1, got {getattr(self, name)}.")
@@ -71,6 +89,13 @@ class LLMConfig:
             if not isinstance(table, dict) or set(table) - {"prompt", "completion"}:
                 raise ConfigError(f"{where}.prices.{model}: expected {{prompt: <price>, completion: <price>}} "
                                   "per million tokens.")
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The endpoints, as a list (empty when none is set)."""
+        if self.base_url is None:
+            return []
+        return list(self.base_url) if isinstance(self.base_url, (list, tuple)) else [self.base_url]
 
     def price(self) -> tuple[float, float]:
         """(prompt, completion) price per million tokens of this model; zeros when not given."""
@@ -90,9 +115,20 @@ class Generation:
     cached: bool = False
 
 
+def option_spellings(option: str) -> list[str]:
+    """The token strings counted as an answer ``option`` (both backends): the option as given,
+    lower-case, upper-case and capitalised, each with and without one leading space.
+    ``option_spellings("Yes")`` -> ``["Yes", " Yes", "yes", " yes", "YES", " YES"]``."""
+    core = str(option).strip()
+    forms = dict.fromkeys([core, core.lower(), core.upper(), core.capitalize()])
+    return list(dict.fromkeys(p + f for f in forms for p in ("", " ")))
+
+
 class OptionLogprobs(dict):
     """``{option: log P(option | prompt)}``; empty with ``error`` set when the request failed.
-    Options the server did not list among its top alternatives get ``-inf``."""
+    P(option) sums the probabilities of the first answer token over the option's spellings
+    (:func:`option_spellings`). Options with no spelling among the server's listed
+    alternatives get ``-inf``."""
 
     def __init__(self, values=(), error: str | None = None, cached: bool = False, prompt_tokens: int = 0):
         super().__init__(values)
@@ -122,7 +158,7 @@ class Usage:
     failed_requests: int = 0
     retries: int = 0
 
-    def __sub__(self, other: "Usage") -> "Usage":
+    def __sub__(self, other: Usage) -> Usage:
         return Usage(**{k: v - getattr(other, k) for k, v in asdict(self).items()})
 
     def as_dict(self) -> dict[str, float]:
@@ -168,29 +204,41 @@ class LLMClient:
     # ------------------------------------------------------------------ cache plumbing
 
     def _key(self, method: str, payload: dict) -> dict:
-        return {"backend": self.backend, "model": self.cfg.model, "base_url": self.cfg.base_url,
-                "method": method, **payload}
+        # One endpoint: its URL is part of the key (as it always was). Several endpoints serve one
+        # model: which of them answered does not matter, and adding one keeps the cache valid.
+        urls = self.cfg.base_urls
+        where = urls[0] if len(urls) == 1 else (None if not urls else "endpoints")
+        return {"backend": self.backend, "model": self.cfg.model, "base_url": where, "method": method, **payload}
 
     def _cached_call(self, method: str, payloads: list[dict], compute, to_result, from_result):
-        """Look up each payload in the cache, ``compute`` the misses (a list of payloads ->
-        a list of results), store successes, and return results in order."""
-        results: list[Any] = [None] * len(payloads)
+        """Look up the payloads in the cache (one query), ``compute`` the misses and return
+        results in order. ``compute(payloads, done)`` returns a list of results; a backend may
+        call ``done(j, result)`` as each one finishes (any thread) so that successes are stored
+        as they arrive, grouped into few transactions; results not reported are stored at the end."""
         keys = [self._key(method, p) for p in payloads]
-        misses = []
-        for i, k in enumerate(keys):
-            hit = self.cache.get(k) if self.cache is not None else None
-            if hit is not None:
-                results[i] = to_result(hit, cached=True)
-            else:
-                misses.append(i)
+        hits = self.cache.get_many(keys) if self.cache is not None else [None] * len(keys)
+        results: list[Any] = [None if h is None else to_result(h, cached=True) for h in hits]
+        misses = [i for i, h in enumerate(hits) if h is None]
         if len(misses) < len(payloads):
             self._count(cached=len(payloads) - len(misses))
-        if misses:
-            computed = compute([payloads[i] for i in misses])
+        if not misses:
+            return results
+        if self.cache is None:
+            computed = compute([payloads[i] for i in misses], lambda j, r: None)
             for i, r in zip(misses, computed):
                 results[i] = r
-                if r.error is None and self.cache is not None:
-                    self.cache.put(keys[i], from_result(r))
+            return results
+        stored: set[int] = set()
+        with self.cache.writer() as writer:
+            def done(j: int, r) -> None:
+                if r is not None and r.error is None and j not in stored:
+                    stored.add(j)
+                    writer.add(keys[misses[j]], from_result(r))
+
+            computed = compute([payloads[i] for i in misses], done)
+            for j, (i, r) in enumerate(zip(misses, computed)):
+                results[i] = r
+                done(j, r)
         return results
 
     # ------------------------------------------------------------------ public interface
@@ -210,7 +258,7 @@ class LLMClient:
                     "seconds": g.seconds}
 
         return self._cached_call("generate", payloads,
-                                 lambda ps: self._generate([p["messages"] for p in ps], **params),
+                                 lambda ps, done: self._generate([p["messages"] for p in ps], **params, done=done),
                                  to_result, from_result)
 
     def option_logprobs(self, messages: Sequence[Messages], options: Sequence[str]) -> list[OptionLogprobs]:
@@ -227,7 +275,7 @@ class LLMClient:
             return {"logprobs": dict(r), "prompt_tokens": r.prompt_tokens}
 
         return self._cached_call("option_logprobs", payloads,
-                                 lambda ps: self._option_logprobs([p["messages"] for p in ps], options),
+                                 lambda ps, done: self._option_logprobs([p["messages"] for p in ps], options, done=done),
                                  to_result, from_result)
 
     def continuation_logprobs(self, prefixes: Sequence[str], texts: Sequence[str]) -> list[TokenLogprobs]:
@@ -243,8 +291,8 @@ class LLMClient:
             return {"logprobs": list(r), "tokens": r.tokens, "prompt_tokens": r.prompt_tokens}
 
         return self._cached_call("continuation_logprobs", payloads,
-                                 lambda ps: self._continuation_logprobs([p["prefix"] for p in ps],
-                                                                        [p["text"] for p in ps]),
+                                 lambda ps, done: self._continuation_logprobs([p["prefix"] for p in ps],
+                                                                              [p["text"] for p in ps], done=done),
                                  to_result, from_result)
 
     def close(self) -> None:
@@ -253,14 +301,17 @@ class LLMClient:
 
     # ------------------------------------------------------------------ backends implement
 
-    def _generate(self, messages: list[Messages], max_tokens: int, temperature: float) -> list[Generation]:
+    # ``done(j, result)``, optional: report item j's result as soon as it is known (see _cached_call).
+
+    def _generate(self, messages: list[Messages], max_tokens: int, temperature: float,
+                  done=None) -> list[Generation]:
         raise NotImplementedError
 
-    def _option_logprobs(self, messages: list[Messages], options: list[str]) -> list[OptionLogprobs]:
+    def _option_logprobs(self, messages: list[Messages], options: list[str], done=None) -> list[OptionLogprobs]:
         raise NotImplementedError
 
-    def _continuation_logprobs(self, prefixes: list[str], texts: list[str]) -> list[TokenLogprobs]:
+    def _continuation_logprobs(self, prefixes: list[str], texts: list[str], done=None) -> list[TokenLogprobs]:
         raise NotImplementedError
 
 
-__all__ = ["LLMConfig", "Generation", "OptionLogprobs", "TokenLogprobs", "Usage", "LLMClient", "Messages"]
+__all__ = ["LLMConfig", "Generation", "OptionLogprobs", "option_spellings", "TokenLogprobs", "Usage", "LLMClient", "Messages"]

@@ -14,7 +14,7 @@ import time
 import torch
 
 from ..models import ModelConfig, load_model
-from .base import Generation, LLMClient, LLMConfig, Messages, OptionLogprobs, TokenLogprobs
+from .base import Generation, LLMClient, LLMConfig, Messages, OptionLogprobs, TokenLogprobs, option_spellings
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class LocalClient(LLMClient):
     # ------------------------------------------------------------------ primitives
 
     @torch.inference_mode()
-    def _generate(self, messages: list[Messages], max_tokens: int, temperature: float) -> list[Generation]:
+    def _generate(self, messages: list[Messages], max_tokens: int, temperature: float, done=None) -> list[Generation]:
         model, tok = self._load()
         prompts = [self.chat_ids(m) for m in messages]
         out: list[Generation | None] = [None] * len(prompts)
@@ -107,11 +107,18 @@ class LocalClient(LLMClient):
                         seconds=dt * len(batch))
         return out  # type: ignore[return-value]
 
-    def _option_logprobs(self, messages: list[Messages], options: list[str]) -> list[OptionLogprobs]:
+    def option_token_ids(self, option: str) -> list[int]:
+        """Distinct ids of the option's spellings that are one token each (see ``option_spellings``)."""
+        _, tok = self._load()
+        ids = [tok.encode(s, add_special_tokens=False) for s in option_spellings(option)]
+        return list(dict.fromkeys(i[0] for i in ids if len(i) == 1))
+
+    def _option_logprobs(self, messages: list[Messages], options: list[str], done=None) -> list[OptionLogprobs]:
         _, tok = self._load()
         prompts = [self.chat_ids(m) for m in messages]
+        first = [self.option_token_ids(o) for o in options]  # summed over single-token spellings
         opt_ids = [tok.encode(o, add_special_tokens=False) for o in options]
-        multi = [j for j, ids in enumerate(opt_ids) if len(ids) > 1]
+        multi = [j for j, ids in enumerate(first) if not ids]  # no one-token spelling: the whole option
         out: list[OptionLogprobs | None] = [None] * len(prompts)
         for batch in self._batches([len(p) for p in prompts]):
             t0 = time.perf_counter()
@@ -120,7 +127,7 @@ class LocalClient(LLMClient):
             res = {}
             for r, i in enumerate(batch):
                 last = lp[r, len(prompts[i]) - 1]
-                res[i] = {o: float(last[ids[0]]) if ids else 0.0 for o, ids in zip(options, opt_ids)}
+                res[i] = {o: float(torch.logsumexp(last[ids], 0)) if ids else 0.0 for o, ids in zip(options, first)}
             if multi:  # options of several tokens: score the full option text
                 seqs, where = [], []
                 for i in batch:
@@ -140,7 +147,7 @@ class LocalClient(LLMClient):
             self._count(requests=len(batch), prompt_tokens=n_prompt, seconds=dt)
         return out  # type: ignore[return-value]
 
-    def _continuation_logprobs(self, prefixes: list[str], texts: list[str]) -> list[TokenLogprobs]:
+    def _continuation_logprobs(self, prefixes: list[str], texts: list[str], done=None) -> list[TokenLogprobs]:
         _, tok = self._load()
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
         pre = [bos + tok.encode(p, add_special_tokens=False) for p in prefixes]

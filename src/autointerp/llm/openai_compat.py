@@ -1,15 +1,33 @@
 """OpenAI-compatible backend (vLLM, OpenRouter, Ollama, llama.cpp server, OpenAI) on the official SDK.
 
-Requests run in a bounded thread pool; 429, 5xx, timeouts and dropped connections are
-retried with exponential backoff and jitter. A request that still fails, or whose answer
-is garbage, is a counted per-item failure. Mistakes that would fail every request (server
-unreachable, wrong model name, bad or missing key, no log-probabilities) raise one
-:class:`~autointerp.errors.AutointerpError`. The API key is held only by the SDK client:
-it is never part of the config, a repr, a log line or a cached key.
+Requests run in one bounded thread pool per client (``llm.max_concurrency`` in flight in all);
+429, 5xx, timeouts and dropped connections are retried with exponential backoff and jitter.
+A request that still fails, or whose answer is garbage, is a counted per-item failure.
+Mistakes that would fail every request (server unreachable, wrong model name, bad or missing
+key, no log-probabilities) raise one :class:`~autointerp.errors.AutointerpError`. The API key
+is held only by the SDK client: it is never part of the config, a repr, a log line or a cached key.
+
+Several endpoints (``llm.base_url`` as a list, all serving the same model) share the load:
+each request goes to the endpoint with the fewest requests in flight (round-robin among
+equals). An endpoint that refuses connections is set aside for a while (``backoff_max``, at
+least a second) and its requests go to the others at once; only when every endpoint stays
+unreachable through all retries does the client raise.
+
+Option log-probabilities (``option_logprobs``) are read from the first answer token's
+``top_logprobs``: the probability of an option is the **sum** of the probabilities of every
+listed token that is one of its spellings (:func:`~autointerp.llm.base.option_spellings`:
+the option as given, lower-case, upper-case and capitalised, each with and without one
+leading space), so " Yes", "Yes" and "yes" all count for "Yes". Spellings the server did not
+list contribute nothing; an option with none listed gets ``-inf``.
+
+Answers are read from the raw JSON body (the SDK's typed models are skipped: they cost more
+CPU than the rest of the request at hundreds of requests per second).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import math
 import os
@@ -21,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 
 from ..errors import AutointerpError
-from .base import Generation, LLMClient, LLMConfig, Messages, OptionLogprobs, TokenLogprobs
+from .base import Generation, LLMClient, LLMConfig, Messages, OptionLogprobs, TokenLogprobs, option_spellings
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +68,57 @@ def resolve_api_key(cfg: LLMConfig, credentials: dict | None) -> str:
     return str(key)
 
 
+def _refused(e: BaseException) -> bool:
+    """The connection could not be opened at all (nothing listens, host unreachable)."""
+    seen = 0
+    while e is not None and seen < 8:
+        if type(e).__name__ in ("ConnectError", "ConnectionRefusedError"):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+class _Endpoint:
+    def __init__(self, url: str, client):
+        self.url, self.client = url, client
+        self.in_flight = self.served = 0
+        self.dead_until = 0.0
+
+
+class _Batch:
+    """Per-call state: the first fatal error stops the other requests of the call."""
+
+    def __init__(self):
+        self.fatal: AutointerpError | None = None
+
+
 class OpenAIClient(LLMClient):
     backend = "openai"
 
     def __init__(self, cfg: LLMConfig, cache=None, credentials: dict | None = None):
         super().__init__(cfg, cache)
-        self._client = openai.OpenAI(api_key=resolve_api_key(cfg, credentials), base_url=cfg.base_url,
-                                     timeout=cfg.timeout, max_retries=0)
-        self._fatal: BaseException | None = None
-        self._fatal_lock = threading.Lock()
+        key = resolve_api_key(cfg, credentials)
+        self._endpoints = [_Endpoint(u, openai.OpenAI(api_key=key, base_url=u, timeout=cfg.timeout, max_retries=0))
+                           for u in cfg.base_urls]
+        self._rr = itertools.count()
+        self._ep_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def __getstate__(self):  # never pickle the key along
         raise TypeError("an OpenAIClient holds an API key and is not picklable; build it with make_client in the node")
+
+    @property
+    def served(self) -> dict[str, int]:
+        """Requests answered (any HTTP status) by each endpoint."""
+        return {ep.url: ep.served for ep in self._endpoints}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for ep in self._endpoints:
+            ep.client.close()
+        super().close()
 
     # ------------------------------------------------------------------ request machinery
 
@@ -73,26 +130,74 @@ class OpenAIClient(LLMClient):
             return AutointerpError(f"{self._where()} refused the API key (HTTP {e.status_code}): check the key in "
                                    f"${self.cfg.api_key_env} or conf/local/credentials.yml.")
         if isinstance(e, openai.NotFoundError):
+            if method == "completions with echo" and "model" not in str(e).lower():
+                return _unsupported_echo(self._where())
             return AutointerpError(f"{self._where()}: HTTP 404 for {method} ({_short(e)}). Check llm.model (is that "
                                    "model served?) and llm.base_url (it usually ends in /v1).")
-        if isinstance(e, openai.APIConnectionError) and not isinstance(e, openai.APITimeoutError):
-            return AutointerpError(f"cannot reach the {self._where()} after {self.cfg.max_retries + 1} attempts: "
+        if (isinstance(e, openai.BadRequestError | openai.UnprocessableEntityError) and "logprob" in str(e).lower()):
+            return LogprobsUnsupported(
+                f"the {self._where()} refuses the log-probability request for {method} (HTTP {e.status_code}: "
+                f"{_short(e)}). Lower llm.top_logprobs to what the server allows, use a server that returns "
+                "log-probabilities (vLLM, OpenAI, llama.cpp), or switch the scorers to generated answers "
+                "(for example score.detection.mode: generation).")
+        if isinstance(e, openai.APIConnectionError) and _refused(e):
+            n = len(self._endpoints)
+            which = "any of the" if n > 1 else "the"
+            return AutointerpError(f"cannot reach {which} {self._where()} after {self.cfg.max_retries + 1} attempts: "
                                    f"{_short(e)}. Is the server running? Check llm.base_url.")
         return None
 
-    def _call(self, fn, method: str):
-        """Run one request with retries. Returns (response, None, seconds) or (None, error, seconds)."""
+    def _pick(self) -> _Endpoint:
+        """The live endpoint with the fewest requests in flight (round-robin among equals); when
+        every endpoint is set aside, the one whose pause ends first (a probe)."""
+        now = time.monotonic()
+        with self._ep_lock:
+            eps = self._endpoints
+            start = next(self._rr) % len(eps)
+            order = eps[start:] + eps[:start]
+            live = [ep for ep in order if ep.dead_until <= now]
+            ep = min(live, key=lambda x: x.in_flight) if live else min(order, key=lambda x: x.dead_until)
+            ep.in_flight += 1
+            return ep
+
+    def _any_live(self, besides: _Endpoint) -> bool:
+        now = time.monotonic()
+        return any(ep is not besides and ep.dead_until <= now for ep in self._endpoints)
+
+    def _call(self, fn, method: str, batch: _Batch):
+        """Run one request (``fn(sdk_client)`` -> raw response) with retries.
+        Returns (decoded JSON, None, seconds) or (None, error, seconds)."""
         t0 = time.perf_counter()
         retries = 0
+        reroutes = len(self._endpoints) - 1  # free moves off an endpoint that refuses connections
         while True:
-            if self._fatal is not None:
+            if batch.fatal is not None:
                 return None, "aborted", 0.0
+            ep = self._pick()
             try:
-                resp = fn()
+                try:
+                    raw = fn(ep.client)
+                finally:
+                    with self._ep_lock:
+                        ep.in_flight -= 1
+                with self._ep_lock:
+                    ep.served += 1
                 self._count(retries=retries)
-                return resp, None, time.perf_counter() - t0
+                return json.loads(raw.text), None, time.perf_counter() - t0
             except RETRYABLE as e:
-                if retries >= self.cfg.max_retries:
+                refused = isinstance(e, openai.APIConnectionError) and _refused(e)
+                if refused:
+                    with self._ep_lock:
+                        ep.dead_until = time.monotonic() + max(1.0, self.cfg.backoff_max)
+                    if reroutes > 0 and self._any_live(ep):
+                        log.debug("%s: %s refused the connection, moving to another endpoint", method, ep.url)
+                        reroutes -= 1
+                        retries += 1
+                        continue
+                elif not isinstance(e, openai.APIConnectionError | openai.APITimeoutError):
+                    with self._ep_lock:
+                        ep.served += 1  # the server answered, with an error status
+                if retries - (len(self._endpoints) - 1 - reroutes) >= self.cfg.max_retries:
                     self._count(retries=retries)
                     fatal = self._fatal_error(e, method)
                     if fatal is not None:
@@ -106,6 +211,8 @@ class OpenAIClient(LLMClient):
                 retries += 1
                 time.sleep(delay)
             except openai.APIStatusError as e:
+                with self._ep_lock:
+                    ep.served += 1
                 self._count(retries=retries)
                 fatal = self._fatal_error(e, method)
                 if fatal is not None:
@@ -115,105 +222,98 @@ class OpenAIClient(LLMClient):
                 self._count(retries=retries)
                 return None, f"malformed response: {_short(e)}", time.perf_counter() - t0
 
-    def _map(self, fn, items: list):
-        """``fn`` over items in the thread pool; a fatal error stops the rest and is raised once."""
-        self._fatal = None
+    def _map(self, fn, items: list, done=None):
+        """``fn(item, batch)`` over items in the client's thread pool; ``done(j, result)`` as each
+        finishes; a fatal error stops the rest of the call and is raised once."""
         if not items:
             return []
+        batch = _Batch()
 
-        def guarded(item):
+        def guarded(j, item):
             try:
-                return fn(item)
+                r = fn(item, batch)
             except _Fatal as f:
-                with self._fatal_lock:
-                    if self._fatal is None:
-                        self._fatal = f.args[0]
+                if batch.fatal is None:
+                    batch.fatal = f.args[0]
                 return None
+            if done is not None:
+                done(j, r)
+            return r
 
-        with ThreadPoolExecutor(max_workers=min(self.cfg.max_concurrency, len(items))) as pool:
-            out = list(pool.map(guarded, items))
-        if self._fatal is not None:
-            err, self._fatal = self._fatal, None
-            raise err
+        if self._pool is None:
+            with self._ep_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.cfg.max_concurrency,
+                                                    thread_name_prefix="autointerp-llm")
+        out = [f.result() for f in [self._pool.submit(guarded, j, it) for j, it in enumerate(items)]]
+        if batch.fatal is not None:
+            raise batch.fatal
         return out
 
     # ------------------------------------------------------------------ primitives
 
-    def _generate(self, messages: list[Messages], max_tokens: int, temperature: float) -> list[Generation]:
-        def one(msgs):
-            resp, err, dt = self._call(lambda: self._client.chat.completions.create(
-                model=self.cfg.model, messages=msgs, max_tokens=max_tokens, temperature=temperature), "chat completions")
+    def _generate(self, messages: list[Messages], max_tokens: int, temperature: float, done=None) -> list[Generation]:
+        def one(msgs, batch):
+            resp, err, dt = self._call(lambda c: c.chat.completions.with_raw_response.create(
+                model=self.cfg.model, messages=msgs, max_tokens=max_tokens, temperature=temperature),
+                "chat completions", batch)
             if err is None:
                 try:
-                    text = resp.choices[0].message.content
+                    text = resp["choices"][0]["message"]["content"]
                     if not isinstance(text, str):
                         raise ValueError(f"no text in the answer: {str(resp)[:200]}")
                     pt, ct = _tokens(resp)
                     self._count(requests=1, prompt_tokens=pt, completion_tokens=ct, seconds=dt)
                     return Generation(text.strip(), pt, ct, dt)
-                except (AttributeError, IndexError, TypeError, ValueError) as e:
+                except (AttributeError, IndexError, TypeError, ValueError, KeyError) as e:
                     err = f"malformed response: {_short(e)}"
             self._count(requests=1, failed=1, seconds=dt)
             return Generation("", 0, 0, dt, error=err)
 
-        return self._map(one, list(messages))
+        return self._map(one, list(messages), done)
 
-    def _option_logprobs(self, messages: list[Messages], options: list[str]) -> list[OptionLogprobs]:
+    def _option_logprobs(self, messages: list[Messages], options: list[str], done=None) -> list[OptionLogprobs]:
         k = min(self.cfg.top_logprobs, 20)
+        spellings = {o: option_spellings(o) for o in options}
 
-        def one(msgs):
-            resp, err, dt = self._call(lambda: self._client.chat.completions.create(
+        def one(msgs, batch):
+            resp, err, dt = self._call(lambda c: c.chat.completions.with_raw_response.create(
                 model=self.cfg.model, messages=msgs, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
-                "chat completions with logprobs")
+                "chat completions with logprobs", batch)
             if err is None:
                 try:
-                    content = resp.choices[0].logprobs.content if resp.choices[0].logprobs else None
+                    lp = resp["choices"][0].get("logprobs")
+                    content = lp.get("content") if isinstance(lp, dict) else None
                     if not content:
                         raise _Fatal(LogprobsUnsupported(
                             f"the {self._where()} returns no log-probabilities for chat completions "
                             "(logprobs=True, top_logprobs). Use a server that does (vLLM, OpenAI, llama.cpp) or "
                             "switch the scorer to generated answers (for example score.detection.mode: generation)."))
-                    top = {}
-                    for alt in content[0].top_logprobs or []:
-                        t = alt.token.strip()
-                        top[t] = max(top.get(t, -math.inf), float(alt.logprob))
-                    first = content[0]
-                    top.setdefault(first.token.strip(), float(first.logprob))
-                    values = {o: top.get(o.strip(), -math.inf) for o in options}
+                    values = option_values(content[0], spellings)
                     pt, ct = _tokens(resp)
                     self._count(requests=1, prompt_tokens=pt, completion_tokens=ct, seconds=dt)
                     return OptionLogprobs(values, prompt_tokens=pt)
-                except (AttributeError, IndexError, TypeError, ValueError) as e:
+                except (AttributeError, IndexError, TypeError, ValueError, KeyError) as e:
                     err = f"malformed response: {_short(e)}"
             self._count(requests=1, failed=1, seconds=dt)
             return OptionLogprobs(error=err)
 
-        return self._map(one, list(messages))
+        return self._map(one, list(messages), done)
 
-    def _continuation_logprobs(self, prefixes: list[str], texts: list[str]) -> list[TokenLogprobs]:
-        unsupported = LogprobsUnsupported(
-            f"the {self._where()} does not return prompt log-probabilities (completions endpoint with echo=True "
-            "and logprobs), which this scorer needs. Use a server that does (vLLM) or switch the scorer to "
-            "generated answers (for example score.simulation.mode: generation).")
-
-        def one(pair):
+    def _continuation_logprobs(self, prefixes: list[str], texts: list[str], done=None) -> list[TokenLogprobs]:
+        def one(pair, batch):
             prefix, text = pair
-            try:
-                resp, err, dt = self._call(lambda: self._client.completions.create(
-                    model=self.cfg.model, prompt=prefix + text, max_tokens=1, temperature=0.0, echo=True, logprobs=0),
-                    "completions with echo")
-            except _Fatal as f:
-                if isinstance(f.args[0], AutointerpError) and "404" in str(f.args[0]):
-                    raise _Fatal(unsupported) from None
-                raise
+            resp, err, dt = self._call(lambda c: c.completions.with_raw_response.create(
+                model=self.cfg.model, prompt=prefix + text, max_tokens=1, temperature=0.0, echo=True, logprobs=0),
+                "completions with echo", batch)
             if err is None:
                 try:
-                    lp = resp.choices[0].logprobs
-                    if lp is None or not lp.token_logprobs or lp.text_offset is None:
-                        raise _Fatal(unsupported)
+                    lp = resp["choices"][0].get("logprobs")
+                    if not isinstance(lp, dict) or not lp.get("token_logprobs") or lp.get("text_offset") is None:
+                        raise _Fatal(_unsupported_echo(self._where()))
                     start, end = len(prefix), len(prefix) + len(text)
                     vals, toks = [], []
-                    for tok, v, off in zip(lp.tokens, lp.token_logprobs, lp.text_offset):
+                    for tok, v, off in zip(lp["tokens"], lp["token_logprobs"], lp["text_offset"]):
                         if start <= off < end:
                             if v is None:
                                 raise ValueError("null log-probability inside the text")
@@ -222,17 +322,42 @@ class OpenAIClient(LLMClient):
                     pt, ct = _tokens(resp)
                     self._count(requests=1, prompt_tokens=pt, completion_tokens=ct, seconds=dt)
                     return TokenLogprobs(vals, toks, prompt_tokens=pt)
-                except (AttributeError, IndexError, TypeError, ValueError) as e:
+                except (AttributeError, IndexError, TypeError, ValueError, KeyError) as e:
                     err = f"malformed response: {_short(e)}"
             self._count(requests=1, failed=1, seconds=dt)
             return TokenLogprobs(error=err)
 
-        return self._map(one, list(zip(prefixes, texts)))
+        return self._map(one, list(zip(prefixes, texts)), done)
 
 
-def _tokens(resp) -> tuple[int, int]:
-    u = getattr(resp, "usage", None)
-    return int(getattr(u, "prompt_tokens", 0) or 0), int(getattr(u, "completion_tokens", 0) or 0)
+def option_values(first: dict, spellings: dict[str, list[str]]) -> dict[str, float]:
+    """``{option: log P}`` from the first answer token of a chat completion (its ``token``,
+    ``logprob`` and ``top_logprobs``): the probability mass of every listed spelling, summed."""
+    alts: dict[str, float] = {}
+    for alt in first.get("top_logprobs") or []:
+        alts.setdefault(str(alt["token"]), float(alt["logprob"]))
+    alts.setdefault(str(first["token"]), float(first["logprob"]))
+    out = {}
+    for option, forms in spellings.items():
+        lps = [alts[s] for s in forms if s in alts and alts[s] > -math.inf]
+        if not lps:
+            out[option] = -math.inf
+            continue
+        top = max(lps)
+        out[option] = top + math.log(sum(math.exp(v - top) for v in lps))
+    return out
+
+
+def _unsupported_echo(where: str) -> LogprobsUnsupported:
+    return LogprobsUnsupported(
+        f"the {where} does not return prompt log-probabilities (completions endpoint with echo=True "
+        "and logprobs), which this scorer needs. Use a server that does (vLLM) or switch the scorer to "
+        "generated answers (for example score.simulation.mode: generation).")
+
+
+def _tokens(resp: dict) -> tuple[int, int]:
+    u = resp.get("usage") or {}
+    return int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
 
 
 def _retry_after(e: Exception) -> float | None:
