@@ -2,6 +2,8 @@
 on purpose. The last user message (not an assistant prefill) picks the behaviour: ``429once`` (HTTP 429, then OK), ``500``
 (always HTTP 500), ``slow`` (answers after ``slow_seconds``), ``garbage`` (HTTP 200 with malformed
 JSON); anything else gets a normal answer. Every request is counted per path and message.
+``key``: answer HTTP 401 unless the request carries ``Bearer <key>``. ``recorded``: a recorded
+chat-completions body (dict) sent for every chat request that asks for log-probabilities.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import pytest
 
 
 class FakeServer:
-    def __init__(self, model="fake-model", logprobs=True, slow_seconds=3.0):
+    def __init__(self, model="fake-model", logprobs=True, slow_seconds=3.0, key=None, recorded=None):
         self.model, self.logprobs, self.slow_seconds = model, logprobs, slow_seconds
+        self.key, self.recorded = key, recorded
         self.counts: collections.Counter = collections.Counter()
         self.auth: set[str] = set()
         self.lock = threading.Lock()
@@ -64,6 +67,8 @@ class FakeServer:
         return sum(self.counts.values())
 
     def handle(self, h, path, body):
+        if self.key is not None and h.headers.get("Authorization") != f"Bearer {self.key}":
+            return h._send(401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
         if body.get("model") != self.model:
             return h._send(404, {"error": {"message": f"model {body.get('model')} does not exist"}})
         if path.endswith("/chat/completions"):
@@ -84,6 +89,8 @@ class FakeServer:
         if "garbage" in text:
             return h._send(200, b'{"choices": [{"message": {"content": "Expl')
         usage = {"prompt_tokens": len(str(body).split()), "completion_tokens": 3, "total_tokens": 0}
+        if path.endswith("/chat/completions") and body.get("logprobs") and self.recorded is not None:
+            return h._send(200, self.recorded)
         if path.endswith("/chat/completions"):
             msg = {"role": "assistant", "content": f"Thinking.\nExplanation: words like {text.split()[-1]}"}
             choice = {"index": 0, "message": msg, "finish_reason": "stop", "logprobs": None}

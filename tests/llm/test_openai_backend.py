@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from autointerp.errors import AutointerpError
+from autointerp.config import parse_config
+from autointerp.errors import AutointerpError, ConfigError
 from autointerp.llm import LLMConfig, make_client
 from autointerp.llm.openai_compat import LogprobsUnsupported
 
@@ -95,3 +96,70 @@ def test_clear_errors(key, monkeypatch, fake_server):
         make_client(LLMConfig(**FAST, base_url="http://127.0.0.1:1/v1"))
     client = make_client(LLMConfig(**FAST, base_url="http://127.0.0.1:1/v1"), credentials={"api_key": key})
     assert key not in repr(client) and key not in repr(client.cfg)
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there any more
+    return port
+
+
+CALLS = {
+    "generate": lambda c: c.generate([chat("hi"), chat("there")], max_tokens=4),
+    "option_logprobs": lambda c: c.option_logprobs([chat("is it?"), chat("or?")], options=["Yes", "No"]),
+    "continuation_logprobs": lambda c: c.continuation_logprobs(["The cat", "A dog"], [" sat", " ran"]),
+}
+
+
+@pytest.mark.parametrize("method", list(CALLS))
+def test_unusable_server_raises_from_every_method(method, key, fake_server):
+    """Contract 4: unreachable, wrong model, refused key and no log-probabilities each raise one
+    AutointerpError (after the retries, for connection errors) from every client method."""
+    call = CALLS[method]
+    t0 = time.perf_counter()
+    with pytest.raises(AutointerpError, match="cannot reach the LLM server .* after 3 attempts"):
+        call(make_client(LLMConfig(**FAST, base_url=f"http://127.0.0.1:{_closed_port()}/v1")))
+    assert time.perf_counter() - t0 < 10
+    srv = fake_server()
+    with pytest.raises(AutointerpError, match=r"HTTP 404.*Check llm.model"):
+        call(make_client(LLMConfig(**{**FAST, "model": "no-such-model"}, base_url=srv.url)))
+    locked = fake_server(key="sk-the-right-one")
+    with pytest.raises(AutointerpError, match=r"refused the API key \(HTTP 401\)"):
+        call(make_client(LLMConfig(**FAST, base_url=locked.url)))
+    if method != "generate":
+        with pytest.raises(LogprobsUnsupported):
+            call(make_client(LLMConfig(**FAST, base_url=fake_server(logprobs=False).url)))
+    # Per-item failures stay values: a 500 for one item does not raise.
+    out = call(make_client(LLMConfig(**FAST, base_url=srv.url)))
+    assert all(r.error is None for r in out)
+
+
+def test_several_endpoints_share_the_load_and_survive_a_dead_one(key):
+    from loopback import LoopbackServer, answer_text
+
+    with LoopbackServer(delay=0.01) as a, LoopbackServer(delay=0.01) as b:
+        cfg = LLMConfig(**{**FAST, "max_concurrency": 8}, base_url=[a.url, b.url])
+        client = make_client(cfg)
+        texts = [f"shared item {i}" for i in range(120)]
+        out = client.generate([chat(t) for t in texts], max_tokens=4)
+        assert [g.text for g in out] == [answer_text(t) for t in texts]
+        assert a.outcomes["ok"] + b.outcomes["ok"] == 120
+        assert min(a.outcomes["ok"], b.outcomes["ok"]) >= 30  # least-in-flight spreads the requests
+        assert client.served == {a.url: a.outcomes["ok"], b.url: b.outcomes["ok"]}
+        b.stop()  # one endpoint dies: its requests go to the other, none fails
+        more = [f"after death {i}" for i in range(60)]
+        out = client.generate([chat(t) for t in more], max_tokens=4)
+        assert all(g.error is None for g in out) and [g.text for g in out] == [answer_text(t) for t in more]
+        assert client.usage.failed_requests == 0
+        a_before = a.outcomes["ok"]
+        # A dead endpoint listed first from the start: everything goes to the live one.
+        c2 = make_client(LLMConfig(**FAST, base_url=[f"http://127.0.0.1:{_closed_port()}/v1", a.url]))
+        out = c2.generate([chat(f"rerouted {i}") for i in range(20)], max_tokens=4)
+        assert all(g.error is None for g in out) and a.outcomes["ok"] == a_before + 20
+    # Every endpoint dead: one clear error naming them.
+    with pytest.raises(AutointerpError, match="cannot reach any of the LLM server"):
+        make_client(LLMConfig(**FAST, base_url=[a.url, b.url])).generate([chat("hi")] * 3)
+    with pytest.raises(ConfigError, match="base_url"):
+        parse_config(LLMConfig, {**FAST, "base_url": ["http://a/v1", "ftp://b"]}, "parameters: llm")
