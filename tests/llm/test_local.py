@@ -55,3 +55,23 @@ def test_config_errors():
         parse_config(LLMConfig, {"backend": "openai"}, "parameters: llm")
     with pytest.raises(ConfigError, match="unknown backend"):
         parse_config(LLMConfig, {"backend": "vllm"}, "parameters: llm")
+
+
+def test_option_logprobs_sum_single_token_spellings(client):
+    """The local backend follows the OpenAI-compatible rule: P(option) sums the first-token
+    probabilities of the option's spellings that are one token each."""
+    import torch
+
+    from autointerp.llm.base import option_spellings
+
+    _, tok = client._load()
+    ids = client.option_token_ids("Yes")
+    singles = [s for s in option_spellings("Yes") if len(tok.encode(s, add_special_tokens=False)) == 1]
+    assert len(ids) == len(singles) >= 2  # e.g. "Yes", " Yes", "yes", " yes" in SmolLM2's vocabulary
+    lp, _ = client._logits([client.chat_ids(Q2)])
+    last = lp[0, len(client.chat_ids(Q2)) - 1]
+    by_hand = math.log(sum(math.exp(float(last[tok.encode(s, add_special_tokens=False)[0]])) for s in singles))
+    res = client.option_logprobs([Q2], options=["Yes"])[0]["Yes"]
+    assert res == pytest.approx(by_hand, abs=1e-4)
+    assert res > float(last[tok.encode("Yes", add_special_tokens=False)[0]])  # more than "Yes" alone
+    assert torch.isfinite(torch.tensor(res))
