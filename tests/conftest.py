@@ -1,8 +1,11 @@
-"""Shared fixtures: the real default model, loaded once per test session."""
+"""Shared fixtures: the real default model, loaded once per test session; the ``kedro`` command."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +26,19 @@ def model_and_tokenizer(model_cfg):
     from autointerp.models import load_model
 
     return load_model(model_cfg)
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def run_kedro(*args: str, cwd=PROJECT, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``kedro run *args`` in a subprocess of this interpreter (output captured as text)."""
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "kedro", "run", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def kedro():
+    """:func:`run_kedro`, for tests where the command line is what is under test."""
+    return run_kedro
