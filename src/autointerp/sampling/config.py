@@ -1,0 +1,95 @@
+"""Configuration of the ``sample`` stage (``sample:`` in parameters_sample.yml) and its constants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+SELECTION_MODES = ("all", "first", "random", "per_band", "list")
+TRAIN_MODES = ("quantiles", "top", "random")
+NEIGHBOUR_SOURCES = ("decoder", "cooccurrence")
+NEGATIVE_KINDS = ("neighbour", "embedding", "random")  # the order in which they are drawn
+OK = "ok"
+LATENT_GROUP = 16  # latents sampled together (their embedding queries form one batch)
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Which latents to sample. ``mode``: all | first (the first ``n``) | random (a seeded
+    random ``n``) | per_band (``n`` per firing-frequency band, edges in ``bands``) | list
+    (``latents``). Latents with fewer than ``min_activating`` activating windows are skipped
+    as too rare; with ``eligible_only`` the first/random/per_band draws pick among latents that
+    fire at least ``min_activating`` times (the others are still listed, with their reason)."""
+
+    mode: str = "random"
+    n: int = 32
+    latents: list[int] | None = None
+    bands: list[float] = field(default_factory=lambda: [0.0, 1e-4, 1e-3, 1e-2, 1.0])
+    min_activating: int = 10
+    eligible_only: bool = True
+
+    def validate(self, where: str) -> None:
+        if self.mode not in SELECTION_MODES:
+            raise ConfigError(f"{where}.mode: unknown mode '{self.mode}'. Use one of {', '.join(SELECTION_MODES)}.")
+        if self.mode == "list" and not self.latents:
+            raise ConfigError(f"{where}.latents: mode 'list' needs a list of latent indices.")
+        if self.n < 0 or self.min_activating < 1:
+            raise ConfigError(f"{where}: n must be >= 0 and min_activating >= 1.")
+        if len(self.bands) < 2 or any(b <= a for a, b in zip(self.bands, self.bands[1:])):
+            raise ConfigError(f"{where}.bands: give at least two increasing frequency edges, e.g. [0, 1e-4, 1e-3, 1e-2, 1].")
+
+
+@dataclass(frozen=True)
+class NegativesConfig:
+    """How many non-activating test windows of each kind, and where they come from."""
+
+    random: int = 50
+    neighbour: int = 0
+    embedding: int = 0
+    neighbour_source: str = "decoder"  # falls back to cooccurrence for neurons (no decoder)
+    n_neighbours: int = 10
+    embedding_model: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    pool_windows: int = 4096  # candidate windows per hookpoint (seeded sample of grid windows)
+    embedding_pool: int = 1024  # of which this many are embedded for embedding negatives
+    min_non_activating: int = 1  # fewer found: the latent is skipped (fires nearly everywhere)
+
+    def validate(self, where: str) -> None:
+        if min(self.random, self.neighbour, self.embedding) < 0:
+            raise ConfigError(f"{where}: counts of non-activating windows must be >= 0.")
+        if self.neighbour_source not in NEIGHBOUR_SOURCES:
+            raise ConfigError(f"{where}.neighbour_source: use one of {', '.join(NEIGHBOUR_SOURCES)}.")
+        if self.pool_windows < 1 or self.embedding_pool < 0 or self.n_neighbours < 1 or self.min_non_activating < 0:
+            raise ConfigError(f"{where}: pool_windows and n_neighbours must be >= 1, embedding_pool and min_non_activating >= 0.")
+
+    @property
+    def total(self) -> int:
+        return self.random + self.neighbour + self.embedding
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Paper defaults: 32-token windows, 10 quantiles, 40 train, 50 test, 50 non-activating."""
+
+    window_len: int = 32
+    centre: bool = True
+    marked_position: int | None = None  # None: window_len * 3 // 4
+    n_quantiles: int = 10
+    n_train: int = 40
+    train_mode: str = "quantiles"  # quantiles (spread over the bins) | top | random
+    n_test: int = 50  # spread evenly over the quantile bins
+    seed: int = 0
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    negatives: NegativesConfig = field(default_factory=NegativesConfig)
+
+    def validate(self, where: str) -> None:
+        if self.window_len < 1 or self.n_quantiles < 1 or self.n_train < 0 or self.n_test < 0:
+            raise ConfigError(f"{where}: window_len and n_quantiles must be >= 1, n_train and n_test >= 0.")
+        if self.marked_position is not None and not 0 <= self.marked_position < self.window_len:
+            raise ConfigError(f"{where}.marked_position must be between 0 and window_len - 1 ({self.window_len - 1}).")
+        if self.train_mode not in TRAIN_MODES:
+            raise ConfigError(f"{where}.train_mode: unknown mode '{self.train_mode}'. Use one of {', '.join(TRAIN_MODES)}.")
+
+    @property
+    def marked(self) -> int:
+        return self.window_len * 3 // 4 if self.marked_position is None else self.marked_position

@@ -1,0 +1,107 @@
+"""Activating windows of one latent, their quantile bins, and the train/test split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import SampleConfig
+
+
+@dataclass
+class Windows:
+    """Non-overlapping windows of one latent: context, start, marked position, marked value."""
+
+    context: np.ndarray
+    start: np.ndarray
+    marked: np.ndarray
+    value: np.ndarray
+    quantile: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.context)
+
+
+def activating_windows(tokens: np.ndarray, values: np.ndarray, ctx_len: int, cfg: SampleConfig) -> Windows:
+    """Greedy by decreasing activation: each firing token proposes a window (centred or grid);
+    a window overlapping one already taken is dropped. Then rank-based quantile bins."""
+    W = min(cfg.window_len, ctx_len)
+    ctx = tokens // ctx_len
+    pos = tokens % ctx_len
+    if cfg.centre:
+        start = np.clip(pos - min(cfg.marked, W - 1), 0, ctx_len - W)
+    else:
+        start = np.minimum((pos // W) * W, ctx_len - W)
+    order = np.lexsort((tokens, -values))
+    taken: dict[int, list[int]] = {}
+    keep = []
+    for i in order:
+        c, s = int(ctx[i]), int(start[i])
+        lst = taken.setdefault(c, [])
+        if any(abs(s - t) < W for t in lst):
+            continue
+        lst.append(s)
+        keep.append(i)
+    keep = np.asarray(keep, dtype=np.int64)
+    val = values[keep]
+    n = len(keep)
+    quant = np.zeros(n, dtype=np.int64)
+    if n:
+        rank = np.empty(n, dtype=np.int64)
+        rank[np.lexsort((tokens[keep], val))] = np.arange(n)
+        quant = rank * cfg.n_quantiles // n
+    return Windows(ctx[keep], start[keep], pos[keep] - start[keep], val, quant)
+
+
+def spread_over_bins(bins: np.ndarray, n: int, n_bins: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` items drawn without replacement, as evenly over bins as they allow
+    (remainders and shortfalls go to the strongest bins first)."""
+    if n <= 0 or len(bins) == 0:
+        return np.zeros(0, dtype=np.int64)
+    members = [rng.permutation(np.flatnonzero(bins == b)) for b in range(n_bins)]
+    quota = np.full(n_bins, n // n_bins)
+    quota[n_bins - n % n_bins:] += 1 if n % n_bins else 0
+    taken = [m[:q] for m, q in zip(members, quota)]
+    short = n - sum(len(t) for t in taken)
+    while short > 0:
+        progressed = False
+        for b in reversed(range(n_bins)):
+            if short and len(taken[b]) < len(members[b]):
+                taken[b] = members[b][:len(taken[b]) + 1]
+                short -= 1
+                progressed = True
+        if not progressed:
+            break
+    return np.sort(np.concatenate(taken)).astype(np.int64)
+
+
+def split_train_test(win: Windows, cfg: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of training and test windows (disjoint)."""
+    n = len(win)
+    if cfg.train_mode == "top":
+        train = np.lexsort((np.arange(n), -win.value))[:cfg.n_train]
+    elif cfg.train_mode == "random":
+        train = rng.permutation(n)[:cfg.n_train]
+    else:
+        train = spread_over_bins(win.quantile, cfg.n_train, cfg.n_quantiles, rng)
+    rest = np.setdiff1d(np.arange(n), train)
+    test = rest[spread_over_bins(win.quantile[rest], cfg.n_test, cfg.n_quantiles, rng)]
+    return np.sort(train), np.sort(test)
+
+
+def overlaps(ctx: np.ndarray, start: np.ndarray, taken_ctx: np.ndarray, taken_start: np.ndarray, W: int) -> np.ndarray:
+    """For each window (ctx, start), whether it overlaps any taken window."""
+    out = np.zeros(len(ctx), dtype=bool)
+    if len(taken_ctx) == 0 or len(ctx) == 0:
+        return out
+    by_ctx: dict[int, np.ndarray] = {}
+    for c in np.unique(taken_ctx):
+        by_ctx[int(c)] = np.sort(taken_start[taken_ctx == c])
+    for i, (c, s) in enumerate(zip(ctx.tolist(), start.tolist())):
+        t = by_ctx.get(c)
+        if t is not None:
+            j = np.searchsorted(t, s)
+            if (j < len(t) and t[j] - s < W) or (j > 0 and s - t[j - 1] < W):
+                out[i] = True
+    return out
