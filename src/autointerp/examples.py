@@ -4,6 +4,10 @@ Token strings are built one token at a time from each token's *bytes*, so that
 ``"".join(tokens)`` is the window's text and a highlighted token never loses characters: a
 character whose UTF-8 bytes are split over several tokens is attached to the token that
 completes it (the others get ``""``). ``tokenizer.batch_decode`` of a window is never used.
+
+Every prompt of every stage shows token strings through :func:`display_text` /
+:func:`display_token`: control tokens (``<|im_start|>``, ``<bos>``, ...) become visible
+neutral placeholders (``[im_start]``), never control tokens inside a chat message.
 """
 
 from __future__ import annotations
@@ -86,9 +90,66 @@ class TokenStrings:
         return out
 
 
-def token_strings(tokenizer, token_ids) -> list[str]:
-    """Per-token strings of one window (see :class:`TokenStrings`)."""
-    return TokenStrings(tokenizer).window(token_ids)
+# ---------------------------------------------------------------- tokens as prompts show them
+
+# Control tokens of chat models and tokenizers. A chat template re-encodes these strings as
+# real control tokens when they appear inside a message (a fake turn boundary), so no prompt
+# shows them verbatim: ``display_text`` replaces each by a visible neutral placeholder, its
+# name in lower case in square brackets (``<|im_start|>`` -> ``[im_start]``, ``<bos>`` ->
+# ``[bos]``, ``[INST]`` -> ``[inst]``). Placeholders are kept rather than dropped because
+# latents often fire on exactly these tokens (document starts). Covered: the ``<|name|>``
+# family (SmolLM2, Qwen, Llama 3, GPT), the angle-bracket names below (SmolLM2's added tokens,
+# SentencePiece and Gemma), Mistral's upper-case bracket names, and any ``extra`` strings
+# (e.g. a tokenizer's ``all_special_tokens``).
+_ANGLE_NAMES = (
+    "s", "/s", "unk", "pad", "bos", "eos", "mask", "cls", "sep", "start_of_turn", "end_of_turn",
+    "start_of_image", "end_of_image", "endoftext", "repo_name", "reponame", "file_sep", "filename", "gh_stars",
+    "issue_start", "issue_comment", "issue_closed", "jupyter_start", "jupyter_text", "jupyter_code",
+    "jupyter_output", "jupyter_script", "empty_output", "commit_before", "commit_msg", "commit_after",
+)
+_BRACKET_NAMES = ("INST", "/INST", "SYSTEM_PROMPT", "/SYSTEM_PROMPT", "TOOL_CALLS", "AVAILABLE_TOOLS",
+                  "/AVAILABLE_TOOLS", "TOOL_RESULTS", "/TOOL_RESULTS", "IMG", "IMG_BREAK", "IMG_END")
+_CONTROL = re.compile(
+    r"<\|[^<>|\s]{1,64}\|>"
+    r"|<(?:" + "|".join(re.escape(n) for n in _ANGLE_NAMES) + r")>"
+    r"|\[(?:" + "|".join(re.escape(n) for n in _BRACKET_NAMES) + r")\]"
+)
+
+
+def _placeholder(special: str) -> str:
+    name = special.strip("<>[]|").strip() or "special"
+    return f"[{name.lower()}]"
+
+
+def display_text(text: str, extra: tuple[str, ...] | frozenset[str] = ()) -> str:
+    """``text`` as a prompt shows it: every control-token string (a whole token or spelled
+    across several) replaced by its placeholder, and carriage returns dropped. Idempotent."""
+    text = _CONTROL.sub(lambda m: _placeholder(m.group()), text.replace("\r", ""))
+    for s in extra:
+        if s and s in text:
+            text = text.replace(s, _placeholder(s))
+    return text
+
+
+def display_token(token: str, extra: tuple[str, ...] | frozenset[str] = ()) -> str:
+    """One token string as a prompt shows it: :func:`display_text`, with line breaks written
+    ``\\n`` so that an example stays on one line of the prompt."""
+    return display_text(token, extra).replace("\n", "\\n")
+
+
+def display_window(tokens, extra: tuple[str, ...] | frozenset[str] = ()) -> str:
+    """A window's token strings joined as a prompt shows them (control tokens spelled across
+    several tokens are caught too)."""
+    return display_text("".join(display_token(t, extra) for t in tokens), extra)
+
+
+def special_token_strings(tokenizer) -> frozenset[str]:
+    """A tokenizer's special and added control tokens (for ``extra``)."""
+    out = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(t, "special", False):
+            out.add(str(t.content))
+    return frozenset(out)
 
 
 def read_examples(folder: str | Path) -> pd.DataFrame:

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ..examples import display_text
+
 log = logging.getLogger(__name__)
 
 ACTIVATING = "activating"
-_SPECIAL = re.compile(r"^<\|[^|]*\|>$|^<s>$|^</s>$|^<bos>$|^<eos>$")
 
 MODES = ("logprob", "generation")
 
@@ -39,8 +40,9 @@ class Example:
 
     @property
     def visible(self) -> list[bool]:
-        """Tokens that are shown (special tokens such as BOS are not)."""
-        return [not _SPECIAL.match(t) for t in self.tokens]
+        """Tokens that show something (control tokens show as placeholders such as
+        ``[im_start]``, see :func:`autointerp.examples.display_text`; empty strings are hidden)."""
+        return [display_text(t) != "" for t in self.tokens]
 
     def text(self, marks: list[int] | np.ndarray | None = None) -> str:
         """The window's text; tokens at ``marks`` positions are wrapped in ``<<`` ``>>``
@@ -56,10 +58,10 @@ class Example:
             elif i not in marked and inside:
                 out.append(">>")
                 inside = False
-            out.append(tok)
+            out.append(display_text(tok))
         if inside:
             out.append(">>")
-        return "".join(out)
+        return display_text("".join(out))  # also a control token spelled across several tokens
 
 
 def examples_from_frame(df) -> list[Example]:

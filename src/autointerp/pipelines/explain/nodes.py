@@ -7,7 +7,7 @@ import os
 import pandas as pd
 
 from autointerp.config import parse_config
-from autointerp.explainers import ExplainConfig, ExplainJob
+from autointerp.explainers import REGISTRY, ExplainConfig, ExplainJob
 from autointerp.llm import LLMConfig
 
 
@@ -22,17 +22,28 @@ def llm_credentials() -> dict | None:
     return run_context().llm_credentials()
 
 
-def explain_latents(examples, llm: dict, explain: dict, *, hookpoint: str) -> ExplainJob:
-    """The lazy job the explanations dataset runs, resuming where a killed run stopped."""
+def explain_latents(examples, latents: pd.DataFrame, corpus_tokens, llm: dict, explain: dict, *,
+                    hookpoint: str) -> ExplainJob:
+    """The lazy job the explanations dataset runs, resuming where a killed run stopped: every
+    configured explainer over the sample's ``ok`` latents (``corpus_tokens`` gives the
+    statistical explainer its token frequencies)."""
     cfg = llm_config(llm)
-    needs_key = cfg.backend == "openai" and cfg.api_key_env and not os.environ.get(cfg.api_key_env)
-    return ExplainJob(hookpoint=hookpoint, examples=examples, llm=cfg,
-                      explain=parse_config(ExplainConfig, explain, "parameters: explain"),
-                      credentials=llm_credentials() if needs_key else None)
+    exp_cfg = parse_config(ExplainConfig, explain, "parameters: explain")
+    uses_llm = any(REGISTRY[n].uses_llm for n in exp_cfg.explainers) and exp_cfg.max_latents != 0
+    needs_key = uses_llm and cfg.backend == "openai" and cfg.api_key_env and not os.environ.get(cfg.api_key_env)
+    return ExplainJob(hookpoint=hookpoint, examples=examples, llm=cfg, explain=exp_cfg,
+                      credentials=llm_credentials() if needs_key else None, corpus_tokens=corpus_tokens,
+                      latents=latents)
 
 
 def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
-    """Failures and LLM usage of the explanations, as MLflow metrics."""
+    """Failures and LLM usage of the explanations, as MLflow metrics (all explainers
+    together, and ``explain.<hookpoint>.<explainer>.latents`` / ``.failed`` per explainer)."""
+    per = {}
+    if len(explanations) and "explainer" in explanations:
+        for name, g in explanations.groupby("explainer"):
+            per[f"{name}.latents"] = float(len(g))
+            per[f"{name}.failed"] = float(g["failure"].notna().sum())
     n = len(explanations)
     failed = int(explanations["failure"].notna().sum()) if n else 0
     metrics = {
@@ -49,4 +60,5 @@ def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
         metrics[f"run_{k}"] = float(v)
     if meta.get("seconds_this_run") and meta.get("explained_this_run"):
         metrics["latents_per_s"] = meta["explained_this_run"] / meta["seconds_this_run"]
+    metrics.update(per)
     return {f"explain.{hookpoint}.{k}": {"value": float(v), "step": 0} for k, v in metrics.items()}

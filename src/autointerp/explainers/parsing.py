@@ -1,0 +1,110 @@
+"""Reading an explanation out of a model's answer, defensively (small models ramble).
+
+Rules (docs/formats.md, ``failure``):
+- the FIRST labelled line with content wins (``Explanation: ...``, ``[EXPLANATION]: ...``,
+  ``**Explanation:**``); a later one is a hallucinated next turn and ignored;
+- a repeated label (``Explanation: Explanation: cats``, the prefill echoed) is stripped;
+- a label with nothing after it, an empty answer, or only quotes/punctuation is a failure;
+- without any label, a one-line answer is the explanation itself (not in reasoning mode);
+- wrapping quotes are removed only as a pair; an unclosed double quote is closed
+  (``the word "king`` -> ``the word "king"``), a stray closing one removed;
+- markers ``<<`` ``>>`` and control tokens are removed / shown as placeholders;
+- an answer that repeats a worked example's explanation (see :func:`echoed_worked_example`)
+  is a failure ``echoed worked example``, decided by the prompt explainer that showed them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..examples import display_text
+
+_LABEL = re.compile(r"(?:\[\s*explanation\s*\]|\bexplanation\b)\s*\**\s*[:\-=]\s*", re.IGNORECASE)
+_EDGE = "*_`~ \t"  # markdown emphasis and spaces around an answer
+_PAIRS = {'"': '"', "'": "'", "`": "`", "“": "”", "‘": "’"}
+
+
+def _strip_labels(text: str) -> str:
+    """Remove leading labels, however often repeated (``Explanation: Explanation: x`` -> ``x``)."""
+    while True:
+        t = text.strip(_EDGE)
+        m = _LABEL.match(t)
+        if not m:
+            return t
+        text = t[m.end():]
+
+
+def _balance_quotes(exp: str) -> str:
+    exp = exp.replace("“", '"').replace("”", '"')
+    while len(exp) >= 2 and exp[0] in _PAIRS and exp[-1] == _PAIRS[exp[0]] and exp.count(exp[0]) == 2:
+        exp = exp[1:-1].strip(_EDGE)  # one wrapping pair: "animals" -> animals
+    if exp.count('"') % 2:
+        last = exp.rfind('"')
+        if exp[last + 1:].strip():  # an opening quote never closed: the word "king -> the word "king"
+            exp = exp + '"'
+        else:  # a stray closing quote: king" -> king
+            exp = (exp[:last] + exp[last + 1:]).strip()
+    return exp
+
+
+def _clean(found: str) -> str:
+    exp = re.sub(r"<<|>>", "", found)
+    exp = re.sub(r"\s+", " ", exp).strip(_EDGE)
+    exp = exp.rstrip(".").strip(_EDGE)
+    return display_text(_balance_quotes(exp)).strip()
+
+
+def parse_explanation(raw: str | None, reasoning: bool = False, max_chars: int = 200) -> tuple[str | None, str | None]:
+    """(explanation, None) or (None, failure reason) from a model's whole answer."""
+    text = (raw or "").replace("\r", "").strip()
+    if not text:
+        return None, "empty answer"
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    labelled = False
+    found = None
+    for line in lines:
+        m = _LABEL.search(line)
+        if not m:
+            continue
+        labelled = True
+        rest = _strip_labels(line[m.end():])
+        if rest.strip("\"'`“”‘’.:- "):
+            found = rest
+            break  # the first explanation wins
+    if found is None:
+        if labelled:
+            return None, "empty explanation after 'Explanation:'"
+        if reasoning or len(lines) != 1:
+            return None, "no 'Explanation:' line in the answer"
+        found = lines[0]  # a bare one-line answer is the explanation itself
+    exp = _clean(found)
+    if not exp.strip("\"'`“”‘’.:-[] "):
+        return None, "empty explanation"
+    if "<short phrase>" in found.lower() or "[short phrase]" in exp.lower():
+        return None, "the answer repeats the prompt's template"
+    if len(exp) > max_chars:
+        cut = exp[:max_chars]
+        exp = cut.rsplit(" ", 1)[0] if " " in cut else cut
+        exp = _balance_quotes(exp)
+    return exp, None
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s-]", " ", s.lower())).strip()
+
+
+def echoed_worked_example(explanation: str, worked: list[tuple[str, str, str]], marked_text: str) -> str | None:
+    """The worked example's explanation that ``explanation`` repeats, or None.
+
+    ``worked``: (explanation, key pattern in an explanation, key pattern in marked tokens).
+    An answer echoes a worked example when one phrase contains the other and it names the
+    worked example's key (e.g. "king"), while the latent's own marked tokens do not show that
+    key: a latent that truly fires on "king" may be explained as 'the word "king"'."""
+    e = _norm(explanation)
+    for answer, key_expl, key_marked in worked:
+        a = _norm(answer)
+        if not e or not (a in e or e in a):
+            continue
+        if re.search(key_expl, explanation, re.IGNORECASE) and not re.search(key_marked, marked_text, re.IGNORECASE):
+            return answer
+    return None
