@@ -101,3 +101,72 @@ def test_misspelt_section_is_refused_with_the_valid_keys(conf):
     assert context(conf, env="test", params={"data_root": "/tmp/x"}).params["data_root"] == "/tmp/x"
     with pytest.raises(ConfigError, match="'smaple'"):
         context(conf, env="test", params={"smaple": {"n_train": 5}})
+
+
+# ---------------------------------------------------------------- the key reaches every LLM stage
+
+def _fake_server_class():
+    """The loopback OpenAI-compatible server of the LLM tests (tests/llm/conftest.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("llm_fake_server", ROOT / "tests" / "llm" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FakeServer
+
+
+def tiny_examples(hookpoint: str):
+    """Two latents, each with train and test windows of both kinds (docs/formats.md), no tokenizer needed."""
+    import pandas as pd
+
+    words = "the king rode out to meet the queen at dawn".split()
+    rows = []
+    for latent in (0, 1):
+        for split, n_act, n_non in (("train", 3, 1), ("test", 2, 2)):
+            for i in range(n_act + n_non):
+                kind = "activating" if i < n_act else "random"
+                acts = [float(2 + i) if (kind == "activating" and j == 1 + latent) else 0.0 for j in range(len(words))]
+                rows.append(dict(hookpoint=hookpoint, latent=latent, split=split, kind=kind,
+                                 quantile=i % 2 if kind == "activating" else -1, context=10 * latent + i,
+                                 start=0 if split == "train" else 1, token_ids=list(range(len(words))),
+                                 tokens=[w if j == 0 else " " + w for j, w in enumerate(words)], activations=acts,
+                                 max_activation=max(acts), marked=1 + latent if kind == "activating" else -1,
+                                 example_id=f"{hookpoint}/{latent}/{split}{i}"))
+    return pd.DataFrame(rows)
+
+
+def test_key_only_in_credentials_reaches_explain_score_and_cross_scoring(conf, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from autointerp.pipelines.explain.nodes import explain_latents
+    from autointerp.pipelines.score.nodes import score_latents
+    from autointerp.pipelines.similarity.nodes import cross_scorer
+
+    monkeypatch.delenv("AUTOINTERP_UNSET_KEY", raising=False)
+    write(conf / "local" / "credentials.yml", {"llm": {"api_key": "sk-only-in-credentials"}})
+    context(conf, env="test")  # the key is in conf/local; the run environment is test
+    with _fake_server_class()() as srv:
+        llm = {"backend": "openai", "base_url": srv.url, "model": "fake-model", "api_key_env": "AUTOINTERP_UNSET_KEY",
+               "cache_dir": None, "max_retries": 0, "timeout": 20.0}
+        ex_a, ex_b = tiny_examples("layers.2"), tiny_examples("layers.3")
+
+        job = explain_latents(examples=ex_a, latents=None, corpus_tokens=None, llm=llm,
+                              explain={"explainers": ["default"], "progress": False}, hookpoint="layers.2")
+        job.run(tmp_path / "explain")
+        assert srv.auth == {"Bearer sk-only-in-credentials"} and srv.total > 0
+        explanations = pd.read_json(tmp_path / "explain" / "explanations.jsonl", lines=True)
+        assert explanations["explanation"].notna().all()
+
+        srv.auth.clear()
+        srv.counts.clear()
+        score = {"scorers": ["detection"], "n_activating": 2, "n_non_activating": 2, "control": False,
+                 "detection": {"mode": "logprob"}}
+        score_latents(ex_a, explanations, score, llm, hookpoint="layers.2").run(tmp_path / "score")
+        assert srv.auth == {"Bearer sk-only-in-credentials"} and srv.total > 0
+
+        srv.auth.clear()
+        srv.counts.clear()
+        scorer = cross_scorer(ex_a, ex_b, llm, score, pair=("layers.2", "layers.3"))
+        out = scorer.score_one("the word king", scorer.examples_b[1], 1)
+        assert out["n"] == 4
+        assert srv.auth == {"Bearer sk-only-in-credentials"} and srv.total > 0
