@@ -20,14 +20,15 @@ the option as given, lower-case, upper-case and capitalised, each with and witho
 leading space), so " Yes", "Yes" and "yes" all count for "Yes". Spellings the server did not
 list contribute nothing; an option with none listed gets ``-inf``.
 
-Answers are read from the raw JSON body (the SDK's typed models are skipped: they cost more
-CPU than the rest of the request at hundreds of requests per second).
+Requests go through the SDK's plain ``post`` (its documented way to call any endpoint: same
+connection pool, errors and headers) and answers are read from the JSON body: the SDK's
+typed parameter transforms and response models cost more CPU than the rest of a request,
+which matters at hundreds of requests per second (benchmarks/llm_overhead.py).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -61,8 +62,9 @@ def resolve_api_key(cfg: LLMConfig, credentials: dict | None) -> str:
     key = os.environ.get(cfg.api_key_env) or (credentials or {}).get("api_key")
     if not key:
         raise AutointerpError(
-            f"no API key for the LLM server at {cfg.base_url}: set the environment variable {cfg.api_key_env}, "
-            "or put `llm: {api_key: ...}` in conf/local/credentials.yml, or set llm.api_key_env: null "
+            f"no API key for the LLM server at {cfg.base_url}: set the environment variable {cfg.api_key_env} "
+            "(works in every environment), or put `llm: {api_key: ...}` in conf/local/credentials.yml (read by every "
+            "Kedro environment; conf/<env>/credentials.yml overrides it), or set llm.api_key_env: null "
             "for a server that needs no key."
         )
     return str(key)
@@ -165,7 +167,7 @@ class OpenAIClient(LLMClient):
         return any(ep is not besides and ep.dead_until <= now for ep in self._endpoints)
 
     def _call(self, fn, method: str, batch: _Batch):
-        """Run one request (``fn(sdk_client)`` -> raw response) with retries.
+        """Run one request (``fn(sdk_client)`` -> the decoded JSON body) with retries.
         Returns (decoded JSON, None, seconds) or (None, error, seconds)."""
         t0 = time.perf_counter()
         retries = 0
@@ -176,14 +178,16 @@ class OpenAIClient(LLMClient):
             ep = self._pick()
             try:
                 try:
-                    raw = fn(ep.client)
+                    data = fn(ep.client)
                 finally:
                     with self._ep_lock:
                         ep.in_flight -= 1
                 with self._ep_lock:
                     ep.served += 1
                 self._count(retries=retries)
-                return json.loads(raw.text), None, time.perf_counter() - t0
+                if not isinstance(data, dict):
+                    raise ValueError(f"expected a JSON object, got {str(data)[:100]!r}")
+                return data, None, time.perf_counter() - t0
             except RETRYABLE as e:
                 refused = isinstance(e, openai.APIConnectionError) and _refused(e)
                 if refused:
@@ -254,9 +258,9 @@ class OpenAIClient(LLMClient):
 
     def _generate(self, messages: list[Messages], max_tokens: int, temperature: float, done=None) -> list[Generation]:
         def one(msgs, batch):
-            resp, err, dt = self._call(lambda c: c.chat.completions.with_raw_response.create(
-                model=self.cfg.model, messages=msgs, max_tokens=max_tokens, temperature=temperature),
-                "chat completions", batch)
+            body = {"model": self.cfg.model, "messages": msgs, "max_tokens": max_tokens, "temperature": temperature}
+            resp, err, dt = self._call(lambda c: c.post("/chat/completions", body=body, cast_to=object),
+                                       "chat completions", batch)
             if err is None:
                 try:
                     text = resp["choices"][0]["message"]["content"]
@@ -277,9 +281,10 @@ class OpenAIClient(LLMClient):
         spellings = {o: option_spellings(o) for o in options}
 
         def one(msgs, batch):
-            resp, err, dt = self._call(lambda c: c.chat.completions.with_raw_response.create(
-                model=self.cfg.model, messages=msgs, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
-                "chat completions with logprobs", batch)
+            body = {"model": self.cfg.model, "messages": msgs, "max_tokens": 1, "temperature": 0.0, "logprobs": True,
+                    "top_logprobs": k}
+            resp, err, dt = self._call(lambda c: c.post("/chat/completions", body=body, cast_to=object),
+                                       "chat completions with logprobs", batch)
             if err is None:
                 try:
                     lp = resp["choices"][0].get("logprobs")
@@ -303,9 +308,10 @@ class OpenAIClient(LLMClient):
     def _continuation_logprobs(self, prefixes: list[str], texts: list[str], done=None) -> list[TokenLogprobs]:
         def one(pair, batch):
             prefix, text = pair
-            resp, err, dt = self._call(lambda c: c.completions.with_raw_response.create(
-                model=self.cfg.model, prompt=prefix + text, max_tokens=1, temperature=0.0, echo=True, logprobs=0),
-                "completions with echo", batch)
+            body = {"model": self.cfg.model, "prompt": prefix + text, "max_tokens": 1, "temperature": 0.0, "echo": True,
+                    "logprobs": 0}
+            resp, err, dt = self._call(lambda c: c.post("/completions", body=body, cast_to=object),
+                                       "completions with echo", batch)
             if err is None:
                 try:
                     lp = resp["choices"][0].get("logprobs")
