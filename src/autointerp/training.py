@@ -7,8 +7,9 @@ TopK recipe: the encoder reads ``x - b_dec``, ReLU then TopK, decoder rows kept 
 renormalised after it), an AuxK loss that makes dead latents reconstruct the residual,
 ``b_dec`` initialised to the mean of the first batch and the decoder to the encoder's transpose.
 
-Inputs are divided by one scalar per hookpoint during training (their RMS norm around the
-mean, so every hookpoint trains on the same scale and one learning rate fits all); the scale is
+With ``normalize`` (the default), inputs are divided by one scalar per hookpoint during training
+(their RMS norm around the mean, so every hookpoint trains on the same scale and one learning
+rate fits all; ``normalize: false`` trains on raw activations); the scale is
 folded back into ``b_enc`` and ``b_dec`` when saving, so the saved SAE reads raw activations
 and its latents are the trained ones multiplied by that scalar.
 
@@ -18,8 +19,9 @@ Output folder (``root``)::
     <hookpoint>/sae.safetensors     # encoder.weight, encoder.bias, W_dec, b_dec
     <hookpoint>/train_report.json   # written last: fingerprint, FVU, dead fraction, L0, loss curve
 
-An SAE whose ``train_report.json`` carries the job's fingerprint is up to date and is not
-retrained. Each SAE's initial weights depend only on the seed and its hookpoint, and every SAE
+An SAE whose ``train_report.json`` carries the job's fingerprint, and whose files are whole and of
+the configured shapes, is up to date and is not retrained (a truncated or mismatched
+``sae.safetensors`` is retrained). Each SAE's initial weights depend only on the seed and its hookpoint, and every SAE
 sees the same seeded token order, so training one hookpoint alone or with others gives the
 same weights (on CPU, bit for bit).
 """
@@ -37,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from tqdm.auto import tqdm
 
 from .caching import tokens_digest
@@ -298,11 +301,14 @@ class TrainJob:
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def pending(self, root: str | Path) -> list[str]:
-        """Hookpoints whose saved SAE is missing or was trained with another configuration."""
+        """Hookpoints whose saved SAE is missing, broken or was trained with another configuration."""
         out = []
         for h in self.train.hookpoints:
             report = read_report(Path(root) / h)
-            if report is None or report.get("fingerprint") != self.fingerprint(h) or not (Path(root) / h / "sae.safetensors").exists():
+            if report is None or report.get("fingerprint") != self.fingerprint(h):
+                out.append(h)
+            elif (problem := saved_sae_problem(Path(root) / h, report, self.train.for_hookpoint(h))) is not None:
+                log.warning("SAE %s: %s; re-training it", h, problem)
                 out.append(h)
         return out
 
@@ -318,6 +324,32 @@ def read_report(folder: str | Path) -> dict | None:
         return json.loads(p.read_text())
     except json.JSONDecodeError:
         return None
+
+
+def saved_sae_problem(folder: Path, report: dict, cfg: TrainConfig) -> str | None:
+    """Why the SAE saved in ``folder`` cannot be used (None: its files are whole and of the
+    configured shapes). Reads only the safetensors header, which also checks the file's size."""
+    path = folder / "sae.safetensors"
+    if not path.is_file():
+        return f"{path} is missing"
+    try:
+        with safe_open(str(path), "pt") as f:
+            shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        return f"{path} is truncated or malformed ({e})"
+    d_in = int(report.get("d_in") or 0)
+    n = cfg.latents_for(d_in)
+    want = {"encoder.weight": (n, d_in), "encoder.bias": (n,), "W_dec": (n, d_in), "b_dec": (d_in,)}
+    for name, shape in want.items():
+        if shapes.get(name) != shape:
+            return f"{path}: {name} has shape {shapes.get(name)}, expected {shape}"
+    try:
+        k = json.loads((folder / "cfg.json").read_text()).get("k")
+    except (OSError, ValueError, AttributeError) as e:
+        return f"{folder / 'cfg.json'} is missing or malformed ({e})"
+    if k != cfg.k:
+        return f"{folder / 'cfg.json'}: k is {k}, expected {cfg.k}"
+    return None
 
 
 def read_reports(root: str | Path) -> dict[str, dict]:
@@ -432,8 +464,8 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
         sae = TopKSAE(widths[h], hcfg.latents_for(widths[h]), hcfg.k, g)
         x = acts[(h, "output")]
         mean = x.mean(0)
-        # one scalar per hookpoint: RMS distance to the mean becomes 1 per dimension
-        scales[h] = float((x - mean).pow(2).sum(1).mean().sqrt() / math.sqrt(x.shape[1]))
+        # one scalar per hookpoint: RMS distance to the mean becomes 1 per dimension (normalize: false: raw units)
+        scales[h] = float((x - mean).pow(2).sum(1).mean().sqrt() / math.sqrt(x.shape[1])) if cfg.normalize else 1.0
         xn = x / scales[h]
         with torch.no_grad():
             if hcfg.b_dec_init == "mean":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from autointerp.config import parse_config
 from autointerp.corpus import CorpusConfig, CorpusSource, tokenize_corpus
-from autointerp.dictionaries import load_sparsify
+from autointerp.dictionaries import load_sparsify, random_topk_coder, save_sparsify
 from autointerp.errors import AutointerpError, ConfigError
 from autointerp.training import (TopKSAE, TrainConfig, TrainJob, coder_fvu, fit_saes, holdout_activations,
                                  hookpoint_seed, read_reports, save_trained, train_saes)
@@ -89,6 +90,37 @@ def test_up_to_date_saes_are_not_retrained(trained):
     assert (root / HOOK / "sae.safetensors").stat().st_mtime_ns == before
     other = dataclasses.replace(job, train=dataclasses.replace(job.train, k=8))
     assert other.pending(root) == [HOOK]
+
+
+def test_broken_saved_sae_is_not_up_to_date(trained, tmp_path, caplog):
+    job, root, _, _ = trained
+    copy = tmp_path / "saes"
+    shutil.copytree(root, copy)
+    assert job.pending(copy) == []
+    weights = copy / HOOK / "sae.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # truncated (a killed copy, a full disk)
+    with caplog.at_level("WARNING", logger="autointerp.training"):
+        assert job.pending(copy) == [HOOK]
+    assert "is truncated or malformed" in caplog.text and "re-training it" in caplog.text
+    weights.write_bytes(data[:6])  # not even a header
+    assert job.pending(copy) == [HOOK]
+    # whole files of the wrong shape (another SAE copied over this one)
+    report = (copy / HOOK / "train_report.json").read_text()
+    save_sparsify(random_topk_coder(576, 100, 16), copy / HOOK)
+    (copy / HOOK / "train_report.json").write_text(report)
+    with caplog.at_level("WARNING", logger="autointerp.training"):
+        assert job.pending(copy) == [HOOK]
+    assert "encoder.weight has shape (100, 576), expected (1152, 576)" in caplog.text
+
+
+def test_normalize_false_trains_on_raw_activations(tokens, model_cfg, trained):
+    _, _, reports, _ = trained
+    assert reports[HOOK]["input_scale"] != pytest.approx(1.0, abs=0.05)  # the default divides by the RMS norm
+    job = job_for(tokens, model_cfg, n_tokens=512, normalize=False)
+    coders, raw = fit_saes(job)
+    assert raw[HOOK]["input_scale"] == 1.0 and raw[HOOK]["config"]["normalize"] is False
+    assert job.fingerprint(HOOK) != job_for(tokens, model_cfg, n_tokens=512).fingerprint(HOOK)
 
 
 def test_same_seed_same_weights_other_seed_differs(tokens, model_cfg):
