@@ -1,9 +1,13 @@
-"""Cache the sparse latent activations of one hookpoint over the corpus, streaming and resumable."""
+"""Cache the sparse latent activations of hookpoints over the corpus, streaming and resumable.
+
+Several hookpoints are cached together from one forward pass per batch (stopped after the
+deepest of them); each hookpoint keeps its own cache folder, fingerprint and per-chunk resume,
+so a killed run resumes at the first chunk still missing for any hookpoint, and hookpoints
+already complete are neither reloaded nor recomputed.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -15,11 +19,16 @@ from tqdm.auto import tqdm
 
 from .config import as_dict
 from .dictionaries import DictionaryConfig, load_dictionary
-from .errors import ConfigError
+from .errors import AutointerpError, ConfigError
+from .jobs import array_digest, digest, file_digest, is_complete, read_meta
 from .latent_cache import LatentCacheWriter
 from .models import ModelConfig, load_model, run_to_capture
 
 log = logging.getLogger(__name__)
+
+# Thin aliases for modules that still import the hash helpers from here (use autointerp.jobs).
+tokens_digest = array_digest
+__all__ = ["CacheConfig", "CacheJob", "HookpointCaches", "cache_hookpoints", "file_digest", "tokens_digest"]
 
 
 @dataclass(frozen=True)
@@ -38,27 +47,12 @@ class CacheConfig:
             raise ConfigError(f"{where}.shard_size must be between 1 and 65535 (latents are stored as 2-byte offsets).")
 
 
-def file_digest(path: str | Path | None) -> str:
-    """A cheap identity of a file or folder: names, sizes and modification times."""
-    if not path:
-        return ""
-    p = Path(path)
-    files = sorted(p.rglob("*")) if p.is_dir() else [p]
-    h = hashlib.sha1()
-    for f in files:
-        if f.is_file():
-            st = f.stat()
-            h.update(f"{f.relative_to(p) if p.is_dir() else f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
-def tokens_digest(tokens: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(tokens).tobytes()).hexdigest()[:16]
-
-
 @dataclass
 class CacheJob:
-    """Everything needed to (re)build one hookpoint's cache; run by the catalog's dataset."""
+    """Everything needed to (re)build one hookpoint's cache; run by the catalog's dataset.
+
+    ``hookpoint`` is the key of the ``hookpoints`` parameter (the dictionary may read elsewhere,
+    see :class:`DictionaryConfig.hookpoint`)."""
 
     hookpoint: str
     tokens: np.ndarray
@@ -68,64 +62,121 @@ class CacheJob:
     progress: bool = True
 
     def fingerprint(self) -> str:
-        blob = json.dumps({"hookpoint": self.hookpoint, "model": as_dict(self.model) | {"batch_size": 0},
-                           "dictionary": as_dict(self.dictionary), "files": file_digest(self.dictionary.path),
-                           "tokens": tokens_digest(self.tokens), "cache": as_dict(self.cache)}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+        return digest({"hookpoint": self.hookpoint, "model": as_dict(self.model) | {"batch_size": 0},
+                       "dictionary": as_dict(self.dictionary), "files": file_digest(self.dictionary.path),
+                       "tokens": array_digest(self.tokens), "cache": as_dict(self.cache)})
 
     def run(self, root: str | Path) -> dict:
-        return cache_hookpoint(root, self)
+        return cache_hookpoints({Path(root): self})[Path(root)]
 
 
-def cache_hookpoint(root: str | Path, job: CacheJob) -> dict:
-    """Compute the missing chunks of the cache at ``root`` and finalise it; returns its meta."""
-    n_ctx, ctx_len = job.tokens.shape
-    cc = job.cache.chunk_contexts
-    num_chunks = -(-n_ctx // cc)
-    fp = job.fingerprint()
-    meta_path = Path(root) / "meta.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old.get("complete") and old.get("fingerprint") == fp:
+@dataclass
+class HookpointCaches:
+    """The caches of several hookpoints, built together: ``jobs`` maps a folder name (relative
+    to the root the catalog gives) to its hookpoint's job."""
+
+    jobs: dict[str, CacheJob]
+
+    def run(self, root: str | Path) -> dict[str, dict]:
+        metas = cache_hookpoints({Path(root) / name: job for name, job in self.jobs.items()})
+        return {name: metas[Path(root) / name] for name in self.jobs}
+
+
+def load_checked_dictionary(job: CacheJob, model):
+    """The job's dictionary, checked against the model (hookpoint exists, files and layout
+    readable, width matches); any problem is one ConfigError naming the ``hookpoints`` key."""
+    try:
+        return load_dictionary(job.dictionary, job.hookpoint, model)
+    except AutointerpError as e:
+        raise ConfigError(
+            f"parameters: hookpoints.{job.hookpoint} ({job.dictionary.format}, path {job.dictionary.path}): {e} "
+            f"Fix or remove the entry hookpoints.{job.hookpoint}; no hookpoint was cached."
+        ) from None
+
+
+def cache_hookpoints(targets: dict[Path, CacheJob]) -> dict[Path, dict]:
+    """Compute the missing chunks of every cache in ``targets`` (folder -> job) and finalise
+    them; returns each folder's meta. Jobs over the same tokens and model share one forward."""
+    metas, pending = {}, {}
+    for root, job in targets.items():
+        if is_complete(root, job.fingerprint()):
             log.info("cache %s is complete and up to date", root)
-            return old
-    model, tokenizer = load_model(job.model)
-    dictionary = load_dictionary(job.dictionary, job.hookpoint, model)
-    points = [dictionary.reads]
-    meta = {"hookpoint": job.hookpoint, "num_latents": dictionary.num_latents, "ctx_len": ctx_len,
-            "n_contexts": n_ctx, "chunk_contexts": cc, "shard_size": job.cache.shard_size, "fingerprint": fp,
-            "dictionary": {"format": job.dictionary.format, "path": job.dictionary.path,
-                           "source": dictionary.source, "reads": list(dictionary.reads)},
-            "model": job.model.name_or_path}
-    writer = LatentCacheWriter(root, meta=meta, num_chunks=num_chunks)
-    pending = writer.pending_chunks()
-    bos = tokenizer.bos_token_id if job.cache.exclude_bos else None
-    bs = job.model.batch_size
+            metas[root] = read_meta(root)
+        else:
+            pending[root] = job
+    groups: dict[tuple, dict[Path, CacheJob]] = {}
+    for root, job in pending.items():
+        key = (id(job.tokens), job.model, job.cache.chunk_contexts, job.cache.exclude_bos)
+        groups.setdefault(key, {})[root] = job
+    for group in groups.values():
+        metas.update(_cache_group(group))
+    return {root: metas[root] for root in targets}
+
+
+def _cache_group(targets: dict[Path, CacheJob]) -> dict[Path, dict]:
+    first = next(iter(targets.values()))
+    tokens, cc, bs = first.tokens, first.cache.chunk_contexts, first.model.batch_size
+    n_ctx, ctx_len = tokens.shape
+    num_chunks = -(-n_ctx // cc)
+    model, tokenizer = load_model(first.model)
+    # every dictionary is loaded and checked before the first forward
+    dictionaries = {root: load_checked_dictionary(job, model) for root, job in targets.items()}
+    writers = {}
+    for root, job in targets.items():
+        d = dictionaries[root]
+        meta = {"hookpoint": job.hookpoint, "num_latents": d.num_latents, "ctx_len": ctx_len,
+                "n_contexts": n_ctx, "chunk_contexts": cc, "shard_size": job.cache.shard_size,
+                "fingerprint": job.fingerprint(),
+                "dictionary": {"format": job.dictionary.format, "path": job.dictionary.path,
+                               "source": d.source, "reads": list(d.reads)},
+                "model": job.model.name_or_path}
+        writers[root] = LatentCacheWriter(root, meta=meta, num_chunks=num_chunks)
+    todo = {root: set(w.pending_chunks()) for root, w in writers.items()}
+    chunks = sorted(set().union(*todo.values()))
+    bos = tokenizer.bos_token_id if first.cache.exclude_bos else None
+    names = ", ".join(job.hookpoint for job in targets.values())
     seconds, done_tokens = 0.0, 0
-    bar = tqdm(total=len(pending) * cc * ctx_len, unit="tok", unit_scale=True, desc=f"cache {job.hookpoint}",
-               disable=not job.progress)
-    for i in pending:
+    bar = tqdm(total=len(chunks) * cc * ctx_len, unit="tok", unit_scale=True, desc=f"cache {names}",
+               disable=not first.progress)
+    for i in chunks:
         t0 = time.perf_counter()
-        chunk = torch.from_numpy(job.tokens[i * cc:(i + 1) * cc].astype(np.int64))
-        vals, idxs = [], []
-        for b in range(0, len(chunk), bs):
-            ids = chunk[b:b + bs]
-            acts = run_to_capture(model, ids, points)[dictionary.reads]
-            x = acts.reshape(-1, acts.shape[-1])
-            with torch.inference_mode():
-                v, ix = dictionary.sparse_encode(x)
-            if bos is not None:
-                v = v.masked_fill((ids.reshape(-1) == bos).unsqueeze(1), 0)
-            vals.append(v.float())
-            idxs.append(ix)
-        width = max(v.shape[1] for v in vals)
-        vals = torch.cat([torch.nn.functional.pad(v, (0, width - v.shape[1])) for v in vals])
-        idxs = torch.cat([torch.nn.functional.pad(x, (0, width - x.shape[1])) for x in idxs])
-        writer.write_chunk(i, vals, idxs)
+        roots = [r for r in targets if i in todo[r]]
+        chunk = torch.from_numpy(tokens[i * cc:(i + 1) * cc].astype(np.int64))
+        encoded = encode_chunk(model, chunk, [dictionaries[r] for r in roots], bs, bos)
+        for r, (vals, idxs) in zip(roots, encoded, strict=True):
+            writers[r].write_chunk(i, vals, idxs)
         seconds += time.perf_counter() - t0
         done_tokens += chunk.numel()
         bar.update(chunk.numel())
         bar.set_postfix(tok_s=f"{done_tokens / max(seconds, 1e-9):,.0f}")
     bar.close()
     extra = {"tokens_per_s": done_tokens / seconds} if seconds else {}
-    return writer.finalize(**extra)
+    return {root: w.finalize(**extra) for root, w in writers.items()}
+
+
+def encode_chunk(model, chunk: torch.Tensor, dictionaries: list, batch_size: int,
+                 bos: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per dictionary, the chunk's sparse latents (values [tokens, m], indices [tokens, m]),
+    from one forward per batch that stops after the deepest point any dictionary reads."""
+    points = list(dict.fromkeys(d.reads for d in dictionaries))
+    out: list[tuple[list, list]] = [([], []) for _ in dictionaries]
+    for b in range(0, len(chunk), batch_size):
+        ids = chunk[b:b + batch_size]
+        acts = run_to_capture(model, ids, points)
+        is_bos = (ids.reshape(-1) == bos).unsqueeze(1) if bos is not None else None
+        with torch.inference_mode():
+            for d, (vals, idxs) in zip(dictionaries, out, strict=True):
+                a = acts[d.reads]
+                v, ix = d.sparse_encode(a.reshape(-1, a.shape[-1]))
+                if is_bos is not None:
+                    v = v.masked_fill(is_bos, 0)
+                vals.append(v)
+                idxs.append(ix)
+    result = []
+    for vals, idxs in out:
+        width = max(v.shape[1] for v in vals)
+        if any(v.shape[1] != width for v in vals):
+            vals = [torch.nn.functional.pad(v, (0, width - v.shape[1])) for v in vals]
+            idxs = [torch.nn.functional.pad(x, (0, width - x.shape[1])) for x in idxs]
+        result.append((torch.cat(vals), torch.cat(idxs)))
+    return result

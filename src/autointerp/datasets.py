@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 from kedro.io import AbstractDataset
 
 from .errors import AutointerpError
+from .jobs import atomic_path, is_complete
 from .latent_cache import LatentCache
 
 
@@ -26,10 +26,8 @@ class ArrayDataset(AbstractDataset):
         return np.load(self._path, allow_pickle=False)
 
     def save(self, data: np.ndarray) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp.npy")
-        np.save(tmp, np.asarray(data), allow_pickle=False)
-        tmp.replace(self._path)
+        with atomic_path(self._path) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.asarray(data), allow_pickle=False)
 
     def _exists(self) -> bool:
         return self._path.exists()
@@ -56,8 +54,7 @@ class JobDataset(AbstractDataset):
         job.run(self._path)
 
     def _exists(self) -> bool:
-        meta = self._path / "meta.json"
-        return meta.exists() and bool(json.loads(meta.read_text()).get("complete"))
+        return is_complete(self._path)
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
@@ -67,6 +64,23 @@ class LatentCacheDataset(JobDataset):
     """The sparse latent cache of one hookpoint (see :mod:`autointerp.latent_cache`)."""
 
     reader = LatentCache
+
+
+def _complete_caches(path) -> dict[str, LatentCache]:
+    folders = sorted(p for p in Path(path).glob("*") if is_complete(p)) if Path(path).is_dir() else []
+    return {p.name: LatentCache(p) for p in folders}
+
+
+class LatentCachesDataset(JobDataset):
+    """The folder holding one latent cache per hookpoint (``<path>/<namespace>``, the folders of
+    the ``{namespace}.latent_cache`` entries): ``save(job)`` caches every hookpoint of a
+    :class:`autointerp.caching.HookpointCaches` from one forward pass per batch; ``load`` gives
+    the complete caches by folder name (possibly none)."""
+
+    reader = staticmethod(_complete_caches)
+
+    def _exists(self) -> bool:
+        return bool(_complete_caches(self._path))
 
 
 def _read_sampled_examples(path):
@@ -109,28 +123,17 @@ class ExplanationsDataset(JobDataset):
     reader = staticmethod(_read_explanations)
 
 
-class TrainedSaesDataset(AbstractDataset):
+class TrainedSaesDataset(JobDataset):
     """The folder of SAEs trained by the ``train_sae`` stage (one sparsify folder per hookpoint).
 
     ``save(job)`` runs the training job (a :class:`autointerp.training.TrainJob`), which skips
     every SAE already trained with the same configuration and tokens. ``load`` returns the
     folder's path, whether or not anything has been trained there yet."""
 
-    def __init__(self, path: str, metadata: dict | None = None):
-        self._path = Path(path)
-        self.metadata = metadata
-
-    def load(self) -> str:
-        return str(self._path)
-
-    def save(self, job) -> None:
-        job.run(self._path)
+    reader = staticmethod(str)
 
     def _exists(self) -> bool:
         return self._path.is_dir() and any(self._path.rglob("train_report.json"))
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
 
 
 class ScoreRunDataset(JobDataset):

@@ -19,7 +19,6 @@ re-run only computes the missing chunks.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import AutointerpError
+from .jobs import atomic_path, read_meta, write_meta
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class LatentCacheWriter:
     def __init__(self, root: str | Path, *, meta: dict, num_chunks: int):
         self.root = Path(root)
         self.meta = dict(meta, format_version=FORMAT_VERSION, num_chunks=num_chunks, complete=False)
-        old = self._read_meta()
+        old = read_meta(self.root)
         if old is not None and old.get("fingerprint") != meta.get("fingerprint"):
             log.warning("cache %s was built with another configuration; rebuilding it", self.root)
             shutil.rmtree(self.root)
@@ -73,18 +73,9 @@ class LatentCacheWriter:
         for tmp in (self.root / "chunks").glob("*.tmp"):
             shutil.rmtree(tmp)  # left by a killed run
         if old is None or not (self.root / "meta.json").exists():
-            self._write_meta(self.meta)
+            write_meta(self.root, self.meta)
         else:
             self.meta = dict(old, complete=False) if old.get("complete") is False else old
-
-    def _read_meta(self):
-        p = self.root / "meta.json"
-        return json.loads(p.read_text()) if p.exists() else None
-
-    def _write_meta(self, meta: dict) -> None:
-        tmp = self.root / "meta.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2))
-        tmp.replace(self.root / "meta.json")
 
     @property
     def shard_size(self) -> int:
@@ -145,10 +136,10 @@ class LatentCacheWriter:
             count += st["firing_count"]
             vmax = torch.maximum(vmax, st["max_activation"])
             vsum += st["sum_activation"]
-        save_file({"firing_count": count, "max_activation": vmax, "sum_activation": vsum},
-                  str(self.root / "stats.safetensors"))
+        with atomic_path(self.root / "stats.safetensors") as tmp:
+            save_file({"firing_count": count, "max_activation": vmax, "sum_activation": vsum}, str(tmp))
         self.meta.update(extra, complete=True)
-        self._write_meta(self.meta)
+        write_meta(self.root, self.meta)
         return self.meta
 
 
@@ -157,10 +148,10 @@ class LatentCache:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        p = self.root / "meta.json"
-        if not p.exists():
+        meta = read_meta(self.root)
+        if meta is None:
             raise AutointerpError(f"no latent cache at '{self.root}'. Run `kedro run --pipelines cache` first.")
-        self.meta = json.loads(p.read_text())
+        self.meta = meta
         if not self.meta.get("complete"):
             raise AutointerpError(
                 f"the latent cache at '{self.root}' is incomplete (a run stopped half-way). "

@@ -13,7 +13,6 @@ import glob
 import importlib.util
 import logging
 import os
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +52,6 @@ class ModelConfig:
             raise ConfigError(f"{where}.dtype: unknown dtype '{self.dtype}'. Use one of {sorted(DTYPES)}.")
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size must be at least 1, got {self.batch_size}.")
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
 
 
 def packaged_model_file(name: str) -> Path:
@@ -128,9 +123,6 @@ def load_model(cfg: ModelConfig):
 
 # ---------------------------------------------------------------- hookpoints
 
-_LAYER_RE = re.compile(r"^layers\.(\d+)(?:\.|$)")
-
-
 def base_model(model) -> torch.nn.Module:
     return getattr(model, "base_model", model)
 
@@ -142,11 +134,6 @@ def num_layers(model) -> int:
 def valid_hookpoints(model) -> list[str]:
     n = num_layers(model)
     return [f"layers.{i}" for i in range(n)] + [f"layers.{i}.mlp" for i in range(n)]
-
-
-def hookpoint_layer(hookpoint: str) -> int:
-    m = _LAYER_RE.match(hookpoint)
-    return int(m.group(1)) if m else -1
 
 
 def resolve_module(model, name: str) -> torch.nn.Module:

@@ -53,8 +53,15 @@ def test_sparse_shards_equal_dense_recomputation(built, model_and_tokenizer):
     dense[job.tokens[contexts].reshape(-1) == tok.bos_token_id] = 0  # BOS is excluded
     flat = (contexts[:, None] * cache.ctx_len + np.arange(cache.ctx_len)).reshape(-1)
     stored = cache.dense(flat)
-    np.testing.assert_allclose(stored, dense, rtol=2e-2, atol=2e-2)  # float16 storage
+    # the cache encodes in the model's bfloat16: values agree to storage precision, and the top-k
+    # sets differ only by swaps of near-ties at the k-th value
+    both = (stored > 0) & (dense > 0)
+    np.testing.assert_allclose(stored[both], dense[both], rtol=2e-2, atol=2e-2)
     assert ((stored > 0) == (dense > 0)).mean() > 0.999
+    np.testing.assert_array_equal((stored > 0).sum(1), (dense > 0).sum(1))
+    kth = np.where(dense > 0, dense, np.inf).min(1, keepdims=True)
+    swapped = (stored > 0) != (dense > 0)
+    assert np.all(np.abs(np.maximum(stored, dense) - kth)[swapped] <= 0.02 * kth.repeat(dense.shape[1], 1)[swapped])
 
 
 def test_shards_and_stats_agree(built):

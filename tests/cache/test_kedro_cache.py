@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,14 @@ def test_cache_run_writes_every_hookpoint(run):
         cache = LatentCache(root / "03_primary" / "latents" / ns)
         assert cache.num_latents == n and cache.n_tokens == 8192
         assert cache.stats()["firing_count"].sum() > 0
+
+
+def test_one_forward_caches_every_hookpoint_of_the_run(run):
+    # the shared node wrote both caches in one pass: one throughput, measured once, for both
+    root, _ = run
+    metas = [json.loads((root / "03_primary" / "latents" / ns / "meta.json").read_text())
+             for ns in ("layers_2", "layers_2_mlp")]
+    assert metas[0]["tokens_per_s"] == metas[1]["tokens_per_s"]
 
 
 def test_mlflow_records_params_and_cache_statistics(run):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autointerp.caching import CacheConfig, CacheJob
+from autointerp.caching import CacheConfig, CacheJob, HookpointCaches
 from autointerp.config import parse_config
 from autointerp.corpus import CorpusConfig, tokenize_corpus
 from autointerp.dictionaries import DictionaryConfig
@@ -27,12 +27,7 @@ def dictionary_config(hookpoints: dict, hookpoint: str) -> DictionaryConfig:
     return parse_config(DictionaryConfig, hookpoints[hookpoint], f"parameters: hookpoints.{hookpoint}")
 
 
-def cache_latents(tokens: np.ndarray, trained_saes, model: dict, hookpoints: dict, cache: dict, *,
-                  hookpoint: str) -> CacheJob:
-    """The lazy job that the latent-cache dataset runs, resuming any unfinished chunks.
-
-    ``trained_saes`` (the train_sae stage's folder) is an input only so that Kedro trains the
-    project's own SAEs before caching with them; the dictionary comes from ``hookpoints``."""
+def cache_job(tokens: np.ndarray, model: dict, hookpoints: dict, cache: dict, hookpoint: str) -> CacheJob:
     return CacheJob(
         hookpoint=hookpoint,
         tokens=tokens,
@@ -40,6 +35,25 @@ def cache_latents(tokens: np.ndarray, trained_saes, model: dict, hookpoints: dic
         dictionary=dictionary_config(hookpoints, hookpoint),
         cache=parse_config(CacheConfig, cache, "parameters: cache"),
     )
+
+
+def cache_hookpoints(tokens: np.ndarray, trained_saes, model: dict, hookpoints: dict, cache: dict, *,
+                     folders: dict[str, str]) -> HookpointCaches:
+    """The lazy job caching every hookpoint of ``folders`` (cache folder -> hookpoint) from one
+    forward pass per batch; the ``latent_caches`` dataset runs it, resuming unfinished chunks.
+
+    ``trained_saes`` (the train_sae stage's folder) is an input only so that Kedro trains the
+    project's own SAEs before caching with them; the dictionaries come from ``hookpoints``."""
+    return HookpointCaches({folder: cache_job(tokens, model, hookpoints, cache, h) for folder, h in folders.items()})
+
+
+def cache_latents(tokens: np.ndarray, trained_saes, model: dict, hookpoints: dict, cache: dict, latent_caches=None,
+                  *, hookpoint: str) -> CacheJob:
+    """The lazy job that the hookpoint's latent-cache dataset runs, resuming any unfinished chunks.
+
+    After ``cache_hookpoints`` (``latent_caches``) it finds the cache complete; in a run of this
+    namespace alone it computes it."""
+    return cache_job(tokens, model, hookpoints, cache, hookpoint)
 
 
 def cache_metrics(latent_cache: LatentCache, *, hookpoint: str) -> dict:
