@@ -91,7 +91,8 @@ def test_resume_does_not_redo_finished_latents(scored, ground_truth, local_clien
 
 def test_tables_node_gives_metrics_and_plots(scored):
     _, run = scored
-    scores, metrics, mlflow, figs = nodes.score_tables(run, PARAMS, hookpoint="gt")
-    assert "score.gt.embedding.auroc.delta" in mlflow and all(np.isfinite(v["value"]) for v in mlflow.values())
+    scores, metrics, table, mlflow, figs = nodes.score_tables(run, PARAMS, hookpoint="gt")
+    assert "score.gt.embedding.hand.auroc.delta" in mlflow and all(np.isfinite(v["value"]) for v in mlflow.values())
+    assert (metrics["status"] == "ok").all() and set(metrics["explainer"]) == {"hand"}
     assert set(figs) == {"score_distributions.png", "real_vs_control.png", "recall_by_quantile.png",
                          "scorer_correlation.png"}

@@ -10,10 +10,10 @@ import pytest
 
 from autointerp.llm.base import Generation, OptionLogprobs, Usage
 from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun
+from autointerp.scoring import metrics as M
 from autointerp.scoring.base import Example, parse_yes_no_list
 from autointerp.scoring.detection import DetectionConfig, DetectionScorer
 from autointerp.scoring.fuzzing import FuzzingConfig, fuzzed_examples
-from autointerp.scoring import metrics as M
 
 
 def test_confusion_metrics_known_values():

@@ -1,8 +1,11 @@
 """What every scorer shares: examples, example text with marks, yes/no judgements, result rows.
 
 A scorer is a small class with ``score(explanation, examples, client, rng) -> ScorerOutput``;
-it never raises for a model's bad answer or a failed request: the example gets ``failure`` set
-(``prediction`` and ``score`` None) and is counted as failed by the metrics.
+it never raises for a model's bad answer or a failed request (the client returns those as
+values with ``error`` set): the example gets ``failure`` set (``prediction`` and ``score``
+None) and is counted as failed by the metrics. An
+:class:`~autointerp.errors.AutointerpError` raised by the client means the server or model is
+unusable (unreachable, wrong model, refused key): scorers never catch it, it stops the stage.
 """
 
 from __future__ import annotations
@@ -92,11 +95,13 @@ class ScorerOutput:
 
 class Scorer:
     """Base class. ``uses_explanation``: False for scorers of the latent itself (intruder),
-    which therefore have no shuffled-explanation control. ``uses_client``: needs an LLM."""
+    which therefore have no shuffled-explanation control. ``uses_client``: needs an LLM.
+    ``two_class``: False for scorers whose rows are all label 1 (intruder trials)."""
 
     name = ""
     uses_explanation = True
     uses_client = True
+    two_class = True  # rows carry labels 1 and 0 (a unit whose scored rows lack one has no metric)
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
@@ -159,11 +164,7 @@ def yes_no_judgements(client, header: str, texts: list[str], question: str, mode
     out: list[tuple[int | None, float | None, str | None]] = []
     if mode == "logprob":
         prompts = [user(f"{header}\n\nText: {t}\n\n{question} Answer Yes or No.") for t in texts]
-        try:
-            results = client.option_logprobs(prompts, options=["Yes", "No"])
-        except Exception as e:  # a failed request: every example of it fails, counted
-            log.warning("option_logprobs failed: %s", error_text(e))
-            return [(None, None, error_text(e))] * len(texts)
+        results = client.option_logprobs(prompts, options=["Yes", "No"])  # an AutointerpError stops the stage
         for lp in results:
             if getattr(lp, "error", None):
                 out.append((None, None, f"request failed: {lp.error}"))
@@ -180,11 +181,7 @@ def yes_no_judgements(client, header: str, texts: list[str], question: str, mode
         prompts.append(user(
             f"{header}\n\nHere are {len(chunk)} numbered texts.\n\n{listing}\n\n{question} Answer for every "
             f"text, one line each, exactly in the form '1: yes' or '1: no', and nothing else."))
-    try:
-        gens = client.generate(prompts, max_tokens=max_tokens_per_item * per_prompt + 4, temperature=0.0)
-    except Exception as e:
-        log.warning("generate failed: %s", error_text(e))
-        return [(None, None, error_text(e))] * len(texts)
+    gens = client.generate(prompts, max_tokens=max_tokens_per_item * per_prompt + 4, temperature=0.0)
     for chunk, g in zip(chunks, gens):
         if getattr(g, "error", None):
             out.extend([(None, None, f"request failed: {g.error}")] * len(chunk))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..embeddings import embed
-from .base import Example, Scorer, ScorerOutput, error_text, row
+from .base import Example, Scorer, ScorerOutput, row
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,6 @@ class EmbeddingScorer(Scorer):
     cfg: EmbeddingConfig
 
     def score(self, explanation: str | None, examples: list[Example], client, rng: np.random.Generator) -> ScorerOutput:
-        try:
-            vecs = embed([self.cfg.query_prefix + (explanation or "")] + [e.text() for e in examples], self.cfg.model)
-        except Exception as ex:
-            return ScorerOutput([row(e, None, None, error_text(ex)) for e in examples])
+        vecs = embed([self.cfg.query_prefix + (explanation or "")] + [e.text() for e in examples], self.cfg.model)
         sims = vecs[1:] @ vecs[0]
         return ScorerOutput([row(e, int(s > self.cfg.threshold), float(s)) for e, s in zip(examples, sims)])

@@ -4,8 +4,12 @@ Every activating test example appears once, either with its truly activating tok
 ``<<like this>>`` (label 1) or with the same number of wrongly marked tokens, drawn among its
 non-activating tokens (label 0); half and half, chosen at random. Non-activating examples
 appear with as many random marks as a correct example of the latent has (label 0).
+Wrong marks land only on visible tokens where the latent is silent (activation <= 0): an
+example with no such token cannot be fuzzed honestly, so it is left out and counted
+(``n_skipped`` in the metrics table), never marked on firing tokens and labelled wrong.
 Every example draws its own marks from the one generator passed in (never reseeded per
-example, unlike the reference implementation, whose "random" marks repeat).
+example, unlike the reference implementation, whose "random" marks repeat); the runner
+passes the same generator for real and shuffled explanations, so both see the same marks.
 Modes as in detection: P(yes) per example (``logprob``), or parsed batches (``generation``).
 """
 
@@ -45,18 +49,29 @@ def true_marks(ex: Example, threshold: float, max_marks: int) -> np.ndarray:
     return np.sort(pos[np.argsort(-a[pos], kind="stable")][:max_marks])
 
 
+def silent_positions(ex: Example) -> np.ndarray:
+    """Visible positions where the latent does not fire (the only places for wrong marks)."""
+    a = np.asarray(ex.activations, dtype=float)
+    return np.flatnonzero((a <= 0) & np.asarray(ex.visible, dtype=bool))
+
+
+def fuzzable(ex: Example) -> bool:
+    return len(silent_positions(ex)) > 0
+
+
 def wrong_marks(ex: Example, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` visible positions where the latent does not fire, drawn without replacement."""
-    a = np.asarray(ex.activations, dtype=float)
-    free = np.flatnonzero((a <= 0) & np.asarray(ex.visible))
+    free = silent_positions(ex)
     if len(free) == 0:
-        free = np.flatnonzero(np.asarray(ex.visible))
+        raise ValueError(f"example {ex.example_id} has no visible token where the latent is silent")
     n = max(1, min(n, len(free)))
     return np.sort(rng.choice(free, size=n, replace=False))
 
 
 def fuzzed_examples(examples: list[Example], cfg: FuzzingConfig, rng: np.random.Generator) -> list[tuple[Example, np.ndarray, int]]:
-    """(example, marks, label) for every example: the fuzzing task before any model sees it."""
+    """(example, marks, label) for every fuzzable example (:func:`fuzzable`): the fuzzing task
+    before any model sees it. Examples without a silent visible token are left out."""
+    examples = [e for e in examples if fuzzable(e)]
     activating = [e for e in examples if e.label == 1]
     others = [e for e in examples if e.label == 0]
     correct = np.zeros(len(activating), dtype=bool)
@@ -82,6 +97,9 @@ class FuzzingScorer(Scorer):
 
     def score(self, explanation: str | None, examples: list[Example], client, rng: np.random.Generator) -> ScorerOutput:
         items = fuzzed_examples(examples, self.cfg, rng)
+        skipped = len(examples) - len(items)
+        if not items:
+            return ScorerOutput([], {"n_skipped": skipped})
         judged = yes_no_judgements(client, HEADER.format(explanation=explanation or ""),
                                    [e.text(m) for e, m, _ in items], QUESTION, self.cfg.mode,
                                    self.cfg.examples_per_prompt)
@@ -90,4 +108,4 @@ class FuzzingScorer(Scorer):
             r = row(e, p, s, f, marks=[int(m) for m in marks])
             r["label"] = label  # the question is whether the marks are right
             rows.append(r)
-        return ScorerOutput(rows)
+        return ScorerOutput(rows, {"n_skipped": skipped})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from .base import MODES, Example, Scorer, ScorerOutput, error_text, normalised_probs, row, user
+from .base import MODES, Example, Scorer, ScorerOutput, normalised_probs, row, user
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class IntruderConfig:
 class IntruderScorer(Scorer):
     name = "intruder"
     uses_explanation = False
+    two_class = False  # every trial row is label 1: accuracy is the intruder detection rate
     cfg: IntruderConfig
 
     def score(self, explanation: str | None, examples: list[Example], client, rng: np.random.Generator) -> ScorerOutput:
@@ -54,25 +55,22 @@ class IntruderScorer(Scorer):
                 f"does not fit.\n\n{listing}\n\nWhich text is the intruder? Answer with its number only.")))
         options = [str(i + 1) for i in range(k + 1)]
         rows = []
-        try:
-            if self.cfg.mode == "logprob":
-                res = client.option_logprobs([t[2] for t in trials], options=options)
-                for (intr, at, _), lp in zip(trials, res):
-                    p = None if getattr(lp, "error", None) else normalised_probs(lp, options)
-                    if p is None:
-                        rows.append(row(intr, None, None, f"request failed: {lp.error}" if lp.error else "no log-probabilities"))
-                    else:
-                        rows.append(row(intr, int(np.argmax(p) == at), float(p[at])))
-            else:
-                gens = client.generate([t[2] for t in trials], max_tokens=4, temperature=0.0)
-                for (intr, at, _), g in zip(trials, gens):
-                    m = re.search(r"\d+", g.text or "")
-                    if g.error or not m or not 1 <= int(m.group()) <= k + 1:
-                        rows.append(row(intr, None, None, f"request failed: {g.error}" if g.error else "unparseable answer"))
-                    else:
-                        rows.append(row(intr, int(int(m.group()) - 1 == at), None))
-        except Exception as ex:
-            return ScorerOutput([row(t[0], None, None, error_text(ex)) for t in trials])
+        if self.cfg.mode == "logprob":
+            res = client.option_logprobs([t[2] for t in trials], options=options)
+            for (intr, at, _), lp in zip(trials, res):
+                p = None if getattr(lp, "error", None) else normalised_probs(lp, options)
+                if p is None:
+                    rows.append(row(intr, None, None, f"request failed: {lp.error}" if lp.error else "no log-probabilities"))
+                else:
+                    rows.append(row(intr, int(np.argmax(p) == at), float(p[at])))
+        else:
+            gens = client.generate([t[2] for t in trials], max_tokens=4, temperature=0.0)
+            for (intr, at, _), g in zip(trials, gens):
+                m = re.search(r"\d+", g.text or "")
+                if g.error or not m or not 1 <= int(m.group()) <= k + 1:
+                    rows.append(row(intr, None, None, f"request failed: {g.error}" if g.error else "unparseable answer"))
+                else:
+                    rows.append(row(intr, int(int(m.group()) - 1 == at), None))
         for i, r in enumerate(rows):
             r["label"] = 1
             r["example_id"] = f"{r['example_id']}/trial{i}"

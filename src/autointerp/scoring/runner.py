@@ -1,21 +1,32 @@
-"""Run the configured scorers over one hookpoint's latents, real and shuffled explanations,
-persisting as it goes: one append-only JSON-lines file per scorer, one line per
-(latent, control) with its example rows and its cost. A killed run resumes where it stopped;
-a changed configuration, explanation set or example table starts afresh (fingerprint).
+"""Run the configured scorers over one hookpoint's latents, for every explainer, with real and
+shuffled explanations, persisting as it goes: one append-only JSON-lines file per scorer, one
+line per unit (latent, explainer, control) with its example rows and its cost. A killed run
+resumes where it stopped; a changed configuration, explanation set or example table starts
+afresh (fingerprint).
 
-Control: the explanations of the scored latents are permuted among them by a seeded
-derangement (no latent keeps its own), and every scorer that uses an explanation runs again
-with them, in the same run (``control`` True in the tables).
+- Only latents whose sample status is ``ok`` (the ``{namespace}.latents`` table, when given)
+  and that have test examples and an explanation are scored.
+- Control: within one explainer, the explanations of the scored latents are permuted among
+  them by a seeded derangement (no latent keeps its own), and every scorer that uses an
+  explanation runs again with them (``control`` True in the tables).
+- Pairing: a latent's test examples are selected from one random stream per latent, and each
+  scorer draws its marks and orders from one stream per (latent, scorer); neither depends on
+  the explainer or on the control, so real and shuffled explanations (and the explainers
+  among themselves) are judged on exactly the same examples with the same marks.
+- A unit whose selected examples lack a class gets a status instead of a score
+  (:mod:`.tables`) and no model call.
+- ``max_llm_latents``: scorers that need a language model score only the first N of the
+  scored latents; the others (embedding) score all of them.
+- An :class:`~autointerp.errors.AutointerpError` from the client (server or model unusable)
+  stops the run at once; what was finished is kept and resumed next time.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,24 +37,33 @@ from tqdm.auto import tqdm
 
 from ..config import as_dict
 from ..errors import AutointerpError, ConfigError
+from ..jobs import append_jsonl, array_digest, digest, read_jsonl, read_meta, write_meta
 from .base import Scorer, examples_from_frame
 from .detection import DetectionConfig, DetectionScorer
 from .embedding import EmbeddingConfig, EmbeddingScorer
 from .fuzzing import FuzzingConfig, FuzzingScorer
 from .intruder import IntruderConfig, IntruderScorer
-from .metrics import derangement, latent_metrics
+from .metrics import derangement
 from .simulation import SimulationConfig, SimulationScorer
 from .surprisal import SurprisalConfig, SurprisalScorer
+from .tables import (
+    DEFAULT_EXPLAINER,
+    METRIC_COLUMNS,
+    NO_EXPLAINER,
+    OK,
+    SCORE_COLUMNS,
+    ScoreRun,
+    selection_status,
+    with_explainer,
+)
 
 log = logging.getLogger(__name__)
 
 SCORERS: dict[str, type[Scorer]] = {c.name: c for c in (DetectionScorer, FuzzingScorer, SurprisalScorer,
                                                          EmbeddingScorer, SimulationScorer, IntruderScorer)}
 
-SCORE_COLUMNS = ["hookpoint", "latent", "scorer", "control", "example_id", "kind", "quantile", "label", "prediction",
-                 "score", "failure"]
-METRIC_COLUMNS = ["hookpoint", "latent", "scorer", "control", "accuracy", "balanced_accuracy", "precision", "recall",
-                  "f1", "auroc", "n", "n_failed", "prompt_tokens", "completion_tokens", "seconds"]
+__all__ = ["METRIC_COLUMNS", "SCORERS", "SCORE_COLUMNS", "ScoreConfig", "ScoreJob", "ScoreRun", "as_frame",
+           "select_examples"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +73,8 @@ class ScoreConfig:
     scorers: list[str] = field(default_factory=lambda: ["detection", "fuzzing", "embedding", "surprisal"])
     n_activating: int | None = 50  # activating test examples per latent (spread over quantiles); null: all
     n_non_activating: int | None = 50  # non-activating test examples per latent; null: all
-    max_latents: int | None = None  # score only the first latents that have an explanation
+    max_latents: int | None = None  # score only the first latents (by id) that have an explanation
+    max_llm_latents: int | None = None  # scorers that need an LLM score only the first N of those; null: all
     control: bool = True  # also score shuffled explanations
     seed: int = 0
     llm: dict | None = None  # overrides of the ``llm:`` parameters for the scorer model
@@ -63,16 +84,19 @@ class ScoreConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     intruder: IntruderConfig = field(default_factory=IntruderConfig)
+    max_failed_fraction: float = 0.2  # above this share of failed examples a scorer's results are flagged
     n_bootstrap: int = 1000
 
     def validate(self, where: str) -> None:
         for s in self.scorers:
             if s not in SCORERS:
                 raise ConfigError(f"{where}.scorers: unknown scorer '{s}'. Use any of {sorted(SCORERS)}.")
-        for name in ("n_activating", "n_non_activating", "max_latents"):
+        for name in ("n_activating", "n_non_activating", "max_latents", "max_llm_latents"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{where}.{name} must be at least 1 (or null), got {v}.")
+        if not 0 <= self.max_failed_fraction <= 1:
+            raise ConfigError(f"{where}.max_failed_fraction must be in [0, 1], got {self.max_failed_fraction}.")
 
     def make(self, name: str) -> Scorer:
         return SCORERS[name](getattr(self, name))
@@ -80,6 +104,8 @@ class ScoreConfig:
 
 def as_frame(data: Any, what: str) -> pd.DataFrame:
     """A DataFrame from a DataFrame, a list of records, or a partitioned dataset's dict of loaders."""
+    if data is None:
+        return pd.DataFrame()
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, dict):
@@ -112,17 +138,52 @@ def select_examples(df: pd.DataFrame, n_act: int | None, n_non: int | None, rng:
 
 
 def frame_digest(df: pd.DataFrame) -> str:
-    h = hashlib.sha1()
-    h.update(pd.util.hash_pandas_object(df.astype(str), index=False).values.tobytes())
-    return h.hexdigest()[:16]
+    return array_digest(pd.util.hash_pandas_object(df.astype(str), index=False).values)
+
+
+def _name_key(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def selection_rng(seed: int, latent: int) -> np.random.Generator:
+    """The stream that selects a latent's test examples (one per latent, whatever the unit)."""
+    return np.random.default_rng([seed, int(latent), 1])
+
+
+def scorer_rng(seed: int, latent: int, scorer: str) -> np.random.Generator:
+    """The stream a scorer draws marks and orders from: per (latent, scorer), the same for every
+    explainer and for the control, so that real and shuffled explanations are paired."""
+    return np.random.default_rng([seed, int(latent), 2, _name_key(scorer)])
 
 
 def _jsonable(v):
+    if isinstance(v, np.generic):
+        v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
-    if isinstance(v, np.generic):
-        return _jsonable(v.item())
     return v
+
+
+@dataclass
+class Plan:
+    latents: list[int]  # every scored latent, sorted
+    llm_latents: set[int]  # the ones scorers with an LLM score
+    real: dict[tuple[str, int], str]  # (explainer, latent) -> explanation
+    shuffled: dict[tuple[str, int], str]  # (explainer, latent) -> another latent's explanation, same explainer
+
+    def units(self, sc: Scorer) -> list[tuple[int, str, bool]]:
+        """(latent, explainer, control) units of one scorer."""
+        lats = [lat for lat in self.latents if not sc.uses_client or lat in self.llm_latents]
+        if not sc.uses_explanation:
+            return [(lat, NO_EXPLAINER, False) for lat in lats]
+        keep = set(lats)
+        out = []
+        for (explainer, lat) in sorted(self.real, key=lambda k: (k[1], k[0])):
+            if lat in keep:
+                out.append((lat, explainer, False))
+                if (explainer, lat) in self.shuffled:
+                    out.append((lat, explainer, True))
+        return out
 
 
 @dataclass
@@ -137,65 +198,67 @@ class ScoreJob:
     client: Any = None  # an existing client (tests, benchmarks); else made from ``llm`` when needed
     progress: bool = True
     credentials: dict | None = field(default=None, repr=False)  # the run's ``llm`` credentials (never logged)
+    latents: pd.DataFrame | None = None  # the sample stage's latents table (``status``); None: all count as ok
+
+    def _explanations(self) -> pd.DataFrame:
+        expl = with_explainer(self.explanations)
+        if "explanation" not in expl or "latent" not in expl:
+            return expl.iloc[:0].assign(latent=pd.Series(dtype=int), explanation=pd.Series(dtype=str))
+        return expl[expl["explanation"].notna()]
+
+    def _ok_latents(self) -> set[int]:
+        have = set(int(x) for x in self.examples["latent"].unique()) if len(self.examples) else set()
+        lt = self.latents
+        if lt is not None and len(lt) and "status" in lt:
+            have &= set(int(x) for x in lt.loc[lt["status"] == OK, "latent"])
+        return have
 
     def fingerprint(self) -> str:
-        blob = json.dumps({"hookpoint": self.hookpoint, "score": as_dict(self.config),
-                           "llm": as_dict(self.llm) if self.llm is not None else None,
-                           "examples": frame_digest(self.examples[["latent", "split", "kind", "context", "start"]]),
-                           "explanations": frame_digest(self.explanations[["latent", "explanation"]])},
-                          sort_keys=True, default=str)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+        expl = self._explanations()
+        lt = self.latents
+        return digest({"hookpoint": self.hookpoint, "score": as_dict(self.config),
+                       "llm": as_dict(self.llm) if self.llm is not None else None,
+                       "examples": frame_digest(self.examples[["latent", "split", "kind", "context", "start"]]),
+                       "explanations": frame_digest(expl[["explainer", "latent", "explanation"]]),
+                       "latents": frame_digest(lt[["latent", "status"]]) if lt is not None and "status" in lt else None})
 
-    def plan(self) -> tuple[list[int], dict[int, str], dict[int, str]]:
-        """(latents to score, their explanations, their shuffled explanations)."""
-        expl = self.explanations
-        expl = expl[expl["explanation"].notna()] if "explanation" in expl else expl.iloc[:0]
-        have = set(self.examples["latent"].unique().tolist())
-        rows = expl[expl["latent"].isin(have)].drop_duplicates("latent").sort_values("latent")
-        if self.config.max_latents is not None:
-            rows = rows.head(self.config.max_latents)
-        latents = [int(x) for x in rows["latent"]]
-        real = dict(zip(latents, rows["explanation"].astype(str)))
-        shuffled: dict[int, str] = {}
-        if self.config.control and len(latents) >= 2:
-            perm = derangement(len(latents), np.random.default_rng([self.config.seed, 1]))
-            shuffled = {lat: real[latents[j]] for lat, j in zip(latents, perm)}
-        elif self.config.control:
-            log.warning("score %s: only %d latent(s) with an explanation; no shuffled control possible",
-                        self.hookpoint, len(latents))
-        return latents, real, shuffled
+    def plan(self) -> Plan:
+        cfg = self.config
+        expl = self._explanations()
+        expl = expl[expl["latent"].isin(self._ok_latents())].drop_duplicates(["explainer", "latent"])
+        latents = sorted(int(x) for x in expl["latent"].unique())
+        if cfg.max_latents is not None:
+            latents = latents[:cfg.max_latents]
+        llm_latents = set(latents[:cfg.max_llm_latents] if cfg.max_llm_latents is not None else latents)
+        expl = expl[expl["latent"].isin(latents)]
+        real = {(str(e), int(lat)): str(x) for e, lat, x in zip(expl["explainer"], expl["latent"], expl["explanation"])}
+        shuffled: dict[tuple[str, int], str] = {}
+        for explainer in sorted(set(e for e, _ in real)):
+            lats = sorted(lat for e, lat in real if e == explainer)
+            if cfg.control and len(lats) >= 2:
+                perm = derangement(len(lats), np.random.default_rng([cfg.seed, 1, _name_key(explainer)]))
+                shuffled.update({(explainer, lat): real[(explainer, lats[j])] for lat, j in zip(lats, perm)})
+            elif cfg.control:
+                log.warning("score %s: explainer '%s' has %d latent(s) with an explanation; no shuffled control "
+                            "possible", self.hookpoint, explainer, len(lats))
+        return Plan(latents, llm_latents, real, shuffled)
 
     def run(self, root: str | Path) -> dict:
         return run_scoring(Path(root), self)
 
 
-def _read_done(path: Path) -> set[tuple[int, bool]]:
-    """Finished (latent, control) pairs of a scorer file; a torn last line is cut off."""
-    done: set[tuple[int, bool]] = set()
-    if not path.exists():
-        return done
-    good = 0
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            done.add((int(rec["latent"]), bool(rec["control"])))
-            good += len(line)
-    if good < path.stat().st_size:
-        with open(path, "r+b") as f:
-            f.truncate(good)
-    return done
+def _done(path: Path) -> set[tuple[int, str, bool]]:
+    """Finished units of a scorer file (a torn last line is cut off)."""
+    return {(int(r["latent"]), str(r.get("explainer") or DEFAULT_EXPLAINER), bool(r["control"]))
+            for r in read_jsonl(path, repair=True)}
 
 
 def run_scoring(root: Path, job: ScoreJob) -> dict:
     cfg = job.config
     fp = job.fingerprint()
-    meta_path = root / "meta.json"
     root.mkdir(parents=True, exist_ok=True)
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
+    old = read_meta(root)
+    if old is not None:
         if old.get("fingerprint") != fp:
             log.info("score %s: configuration or inputs changed; starting afresh", job.hookpoint)
             for f in root.glob("*.jsonl"):
@@ -203,113 +266,56 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
         elif old.get("complete"):
             return old
     meta = {"hookpoint": job.hookpoint, "fingerprint": fp, "scorers": list(cfg.scorers), "complete": False}
-    _write_json(meta_path, meta)
-    latents, real, shuffled = job.plan()
-    by_latent = {int(k): g for k, g in job.examples.groupby("latent")}
+    write_meta(root, meta)
+    plan = job.plan()
+    by_latent = {int(k): g for k, g in job.examples.groupby("latent")} if len(job.examples) else {}
+    selected: dict[int, pd.DataFrame] = {}
+
+    def examples_of(lat: int) -> pd.DataFrame:
+        if lat not in selected:
+            selected[lat] = select_examples(by_latent[lat], cfg.n_activating, cfg.n_non_activating,
+                                            selection_rng(cfg.seed, lat))
+        return selected[lat]
+
     scorers = [cfg.make(s) for s in cfg.scorers]
     todo = []
     for sc in scorers:
-        done = _read_done(root / f"{sc.name}.jsonl")
-        for lat in latents:
-            for control in ((False, True) if sc.uses_explanation and shuffled else (False,)):
-                if (lat, control) not in done:
-                    todo.append((sc, lat, control))
+        done = _done(root / f"{sc.name}.jsonl")
+        todo += [(sc, *u) for u in plan.units(sc) if u not in done]
     client = job.client
-    if client is None and any(sc.uses_client for sc, _, _ in todo):
+    if client is None and any(sc.uses_client for sc, *_ in todo):
         if job.llm is None:
             raise ConfigError("parameters: llm is missing, but the configured scorers need a language model.")
         from ..llm import make_client
 
         client = make_client(job.llm, credentials=job.credentials)
     bar = tqdm(total=len(todo), desc=f"score {job.hookpoint}", unit="task", disable=not job.progress)
-    handles: dict[str, Any] = {}
     try:
-        for sc, lat, control in sorted(todo, key=lambda t: (t[1], t[0].name, t[2])):
-            ss = np.random.SeedSequence([cfg.seed, lat, int(control), sum(map(ord, sc.name))])
-            rng = np.random.default_rng(ss)
-            ex_df = select_examples(by_latent[lat], cfg.n_activating, cfg.n_non_activating, rng)
-            examples = examples_from_frame(ex_df)
-            explanation = (shuffled if control else real).get(lat) if sc.uses_explanation else None
-            u0 = client.usage if client is not None else None
-            t0 = time.perf_counter()
-            out = sc.score(explanation, examples, client, rng)
-            seconds = time.perf_counter() - t0
-            du = (client.usage - u0) if client is not None else None
-            rec = {"latent": lat, "control": control, "explanation": explanation, "rows": out.rows,
-                   "extra": {k: _jsonable(v) for k, v in out.extra.items()},
-                   "prompt_tokens": int(du.prompt_tokens) if du else 0,
-                   "completion_tokens": int(du.completion_tokens) if du else 0,
-                   "requests": int(du.requests) if du else 0, "seconds": seconds}
-            if sc.name not in handles:
-                handles[sc.name] = open(root / f"{sc.name}.jsonl", "a", encoding="utf-8")
-            h = handles[sc.name]
-            h.write(json.dumps(rec, default=_jsonable) + "\n")
-            h.flush()
-            os.fsync(h.fileno())
+        for sc, lat, explainer, control in sorted(todo, key=lambda t: (t[1], t[0].name, t[2], t[3])):
+            ex_df = examples_of(lat)
+            status = selection_status(ex_df["kind"] == "activating")
+            explanation = (plan.shuffled if control else plan.real).get((explainer, lat)) if sc.uses_explanation else None
+            rec = {"latent": lat, "explainer": explainer, "control": control, "status": status,
+                   "explanation": explanation, "rows": [], "extra": {}, "prompt_tokens": 0, "completion_tokens": 0,
+                   "requests": 0, "seconds": 0.0}
+            if status == OK:
+                u0 = client.usage if client is not None and sc.uses_client else None
+                t0 = time.perf_counter()
+                out = sc.score(explanation, examples_from_frame(ex_df), client, scorer_rng(cfg.seed, lat, sc.name))
+                du = (client.usage - u0) if u0 is not None else None
+                rec.update(rows=out.rows, extra={k: _jsonable(v) for k, v in out.extra.items()},
+                           seconds=time.perf_counter() - t0,
+                           prompt_tokens=int(du.prompt_tokens) if du else 0,
+                           completion_tokens=int(du.completion_tokens) if du else 0,
+                           requests=int(du.requests) if du else 0)
+            append_jsonl(root / f"{sc.name}.jsonl", [rec], fsync=True)
             bar.update(1)
     finally:
-        for h in handles.values():
-            h.close()
         bar.close()
     n_quantiles = int(job.examples["quantile"].max()) + 1 if len(job.examples) else 0
-    meta.update(complete=True, n_latents=len(latents), n_quantiles=max(n_quantiles, 0),
-                skipped_latents=int(job.explanations["latent"].nunique() - len(latents)) if len(job.explanations) else 0)
-    _write_json(meta_path, meta)
+    n_explained = int(job._explanations()["latent"].nunique())
+    meta.update(complete=True, n_latents=len(plan.latents), n_llm_latents=len(plan.llm_latents),
+                explainers=sorted(set(e for e, _ in plan.real)), n_quantiles=max(n_quantiles, 0),
+                skipped_latents=n_explained - len(plan.latents))
+    write_meta(root, meta)
     return meta
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
-
-
-class ScoreRun:
-    """Read side of a scoring folder: the per-example and per-latent tables."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        mp = self.root / "meta.json"
-        if not mp.exists():
-            raise AutointerpError(f"'{self.root}' holds no scores yet: run the score pipeline first.")
-        self.meta = json.loads(mp.read_text())
-
-    def records(self) -> list[dict]:
-        recs = []
-        for name in self.meta.get("scorers", []):
-            p = self.root / f"{name}.jsonl"
-            if p.exists():
-                with open(p, encoding="utf-8") as f:
-                    for line in f:
-                        try:
-                            recs.append({"scorer": name, **json.loads(line)})
-                        except json.JSONDecodeError:
-                            break
-        return recs
-
-    def scores(self) -> pd.DataFrame:
-        rows = []
-        hp = self.meta["hookpoint"]
-        for rec in self.records():
-            for r in rec["rows"]:
-                rows.append({"hookpoint": hp, "latent": rec["latent"], "scorer": rec["scorer"], "control": rec["control"],
-                             **{k: r.get(k) for k in SCORE_COLUMNS[4:]}})
-        return pd.DataFrame(rows, columns=SCORE_COLUMNS)
-
-    def metrics(self) -> pd.DataFrame:
-        nq = int(self.meta.get("n_quantiles", 0))
-        out = []
-        for rec in self.records():
-            rs = rec["rows"]
-            m = latent_metrics([r["label"] for r in rs], [r["prediction"] for r in rs], [r["score"] for r in rs],
-                               [r["quantile"] for r in rs], [r["failure"] is not None for r in rs], nq)
-            out.append({"hookpoint": self.meta["hookpoint"], "latent": rec["latent"], "scorer": rec["scorer"],
-                        "control": rec["control"], **m, "prompt_tokens": rec["prompt_tokens"],
-                        "completion_tokens": rec["completion_tokens"], "seconds": rec["seconds"],
-                        **{k: (np.nan if v is None else v) for k, v in rec.get("extra", {}).items()}})
-        cols = METRIC_COLUMNS + [f"recall_q{i}" for i in range(nq)]
-        df = pd.DataFrame(out)
-        for c in cols:
-            if c not in df:
-                df[c] = np.nan
-        return df[cols + [c for c in df.columns if c not in cols]]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Example, Scorer, ScorerOutput, error_text, row
+from .base import Example, Scorer, ScorerOutput, row
 
 PREFIX = ("The following is a text excerpt. A feature of a language model fires on it; the feature's "
           "description: {explanation}\nExcerpt:")
@@ -33,10 +33,7 @@ class SurprisalScorer(Scorer):
         texts = [t if t.startswith((" ", "\n")) else " " + t for t in texts]
         pre_e = PREFIX.format(explanation=explanation or "")
         pre_u = PREFIX.format(explanation=self.cfg.uninformative)
-        try:
-            res = client.continuation_logprobs([pre_e] * len(texts) + [pre_u] * len(texts), texts + texts)
-        except Exception as ex:
-            return ScorerOutput([row(e, None, None, error_text(ex)) for e in examples])
+        res = client.continuation_logprobs([pre_e] * len(texts) + [pre_u] * len(texts), texts + texts)
         rows = []
         for i, e in enumerate(examples):
             a, b = res[i], res[len(texts) + i]
