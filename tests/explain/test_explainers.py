@@ -93,44 +93,50 @@ def test_contrastive_shows_training_negatives_never_test_examples(tmp_path, exam
     assert read_explanations(tmp_path).explainer.unique().tolist() == ["contrastive"]
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("Explanation: the word cat", "the word cat"),
-    ("Let me think. The tokens are animals.\nExplanation: \"animals, mostly cats\".", "animals, mostly cats"),
-    ("[EXPLANATION]: city names", "city names"),
-    ("**Explanation:** **numbers**", "numbers"),
-    ("digits in text", "digits in text"),
-    ("Explanation: <<cat>>", "cat"),
-    # issue 12.6: a repeated prefill is stripped
-    ("Explanation: Explanation: the word cat", "the word cat"),
-    ("Explanation: explanation:   Explanation: cats", "cats"),
-    # quotes are balanced: a closing quote is kept, an unclosed one closed, a stray one removed
-    ('Explanation: the word "king"', 'the word "king"'),
-    ('Explanation: the word "king', 'the word "king"'),
-    ('Explanation: the word "king".', 'the word "king"'),
-    ('Explanation: "king" and "queen"', '"king" and "queen"'),
-    ('Explanation: king"', "king"),
-    ("Explanation: “plural nouns”", "plural nouns"),
-    # the first explanation wins, not a hallucinated later turn
-    ("Explanation: city names\nuser\nExample 1: ...\nExplanation: the word king", "city names"),
-    ("Explanation:\nExplanation: verbs of motion\nExplanation: nouns", "verbs of motion"),
-    # a control token in an answer is shown as a placeholder
-    ("Explanation: the token <|im_start|>", "the token [im_start]"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("Explanation: the word cat", "the word cat"),
+        ('Let me think. The tokens are animals.\nExplanation: "animals, mostly cats".', "animals, mostly cats"),
+        ("[EXPLANATION]: city names", "city names"),
+        ("**Explanation:** **numbers**", "numbers"),
+        ("digits in text", "digits in text"),
+        ("Explanation: <<cat>>", "cat"),
+        # issue 12.6: a repeated prefill is stripped
+        ("Explanation: Explanation: the word cat", "the word cat"),
+        ("Explanation: explanation:   Explanation: cats", "cats"),
+        # quotes are balanced: a closing quote is kept, an unclosed one closed, a stray one removed
+        ('Explanation: the word "king"', 'the word "king"'),
+        ('Explanation: the word "king', 'the word "king"'),
+        ('Explanation: the word "king".', 'the word "king"'),
+        ('Explanation: "king" and "queen"', '"king" and "queen"'),
+        ('Explanation: king"', "king"),
+        ("Explanation: “plural nouns”", "plural nouns"),
+        # the first explanation wins, not a hallucinated later turn
+        ("Explanation: city names\nuser\nExample 1: ...\nExplanation: the word king", "city names"),
+        ("Explanation:\nExplanation: verbs of motion\nExplanation: nouns", "verbs of motion"),
+        # a control token in an answer is shown as a placeholder
+        ("Explanation: the token <|im_start|>", "the token [im_start]"),
+    ],
+)
 def test_parse_ok(raw, expected):
     assert parse_explanation(raw) == (expected, None)
 
 
-@pytest.mark.parametrize("raw,reason", [
-    ("", "empty answer"),
-    ("   \n ", "empty answer"),
-    ("I think it is this.\nOr maybe that.", "no 'Explanation:' line"),
-    ("Explanation:  \"\" ", "empty explanation"),
-    # issue 12.6: a bare label (the prefill alone) is a failure, however often repeated
-    ("Explanation:", "empty explanation after 'Explanation:'"),
-    ("Explanation: Explanation:", "empty explanation after 'Explanation:'"),
-    ("Explanation: .", "empty explanation after 'Explanation:'"),
-    ("Explanation: <short phrase>", "template"),
-])
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        ("", "empty answer"),
+        ("   \n ", "empty answer"),
+        ("I think it is this.\nOr maybe that.", "no 'Explanation:' line"),
+        ('Explanation:  "" ', "empty explanation"),
+        # issue 12.6: a bare label (the prefill alone) is a failure, however often repeated
+        ("Explanation:", "empty explanation after 'Explanation:'"),
+        ("Explanation: Explanation:", "empty explanation after 'Explanation:'"),
+        ("Explanation: .", "empty explanation after 'Explanation:'"),
+        ("Explanation: <short phrase>", "template"),
+    ],
+)
 def test_parse_failures(raw, reason):
     exp, failure = parse_explanation(raw)
     assert exp is None and reason in failure
@@ -158,8 +164,13 @@ def test_echoed_worked_example_is_a_counted_failure(examples):
     ex = make_explainer("default", ExplainConfig())
     cat = examples[(examples.latent == 0) & (examples.kind == "activating") & (examples.split == "train")]
     messages = ex.messages(cat)
-    for answer in ("Explanation: the word King", 'Explanation: the word "king".', "Explanation: king",
-                   "Explanation: Explanation: verbs ending in -ing", "Explanation: line breaks in Python code"):
+    for answer in (
+        "Explanation: the word King",
+        'Explanation: the word "king".',
+        "Explanation: king",
+        "Explanation: Explanation: verbs ending in -ing",
+        "Explanation: line breaks in Python code",
+    ):
         exp, failure = ex.parse(answer, messages)
         assert exp is None and failure.startswith("echoed worked example"), answer
     assert ex.parse("Explanation: the word cat", messages) == ("the word cat", None)
@@ -178,8 +189,13 @@ def test_job_counts_echoes_and_keys_rows_on_latent_and_explainer(tmp_path, examp
     echo = RecordingClient(answer=" the word King")
     meta = ExplainJob("layers.2", examples, LLMConfig(), cfg, client=echo).run(tmp_path)
     df = read_explanations(tmp_path)
-    assert sorted(zip(df.explainer, df.latent)) == [("default", 0), ("default", 1), ("tokens", 0), ("tokens", 1),
-                                                    ("tokens", 2)]
+    assert sorted(zip(df.explainer, df.latent)) == [
+        ("default", 0),
+        ("default", 1),
+        ("tokens", 0),
+        ("tokens", 1),
+        ("tokens", 2),
+    ]
     llm = df[df.explainer == "default"]
     assert llm.explanation.isna().all() and llm.failure.str.startswith("echoed worked example").all()
     assert meta["explainers"] == {"default": {"latents": 2, "failed": 2}, "tokens": {"latents": 3, "failed": 0}}
@@ -187,8 +203,9 @@ def test_job_counts_echoes_and_keys_rows_on_latent_and_explainer(tmp_path, examp
     assert '" cat"' in tok.explanation[0] and tok.model.eq("statistics").all() and (tok.prompt_tokens == 0).all()
     # adding an explainer and latents: only the new LLM work is done
     client = RecordingClient()
-    cfg2 = ExplainConfig(explainers=["default", "contrastive", "tokens"], max_latents=3, retry_failed=False,
-                         progress=False)
+    cfg2 = ExplainConfig(
+        explainers=["default", "contrastive", "tokens"], max_latents=3, retry_failed=False, progress=False
+    )
     meta = ExplainJob("layers.2", examples, LLMConfig(), cfg2, client=client).run(tmp_path)
     assert meta["explained_this_run"] == 1 + 3 and len(client.seen) == 4
     df = read_explanations(tmp_path)

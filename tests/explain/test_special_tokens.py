@@ -19,8 +19,14 @@ from autointerp.scoring.intruder import IntruderConfig, IntruderScorer
 from autointerp.scoring.simulation import SimulationConfig, SimulationScorer
 from autointerp.scoring.surprisal import SurprisalConfig, SurprisalScorer
 
-DOCS = ["The king rode out at dawn.", "Rain fell on the quiet town.", "She opened the old letter slowly.",
-        "import os\nimport sys", "Numbers like 42 and 7 appear here.", "A cat sat near the warm fire."]
+DOCS = [
+    "The king rode out at dawn.",
+    "Rain fell on the quiet town.",
+    "She opened the old letter slowly.",
+    "import os\nimport sys",
+    "Numbers like 42 and 7 appear here.",
+    "A cat sat near the warm fire.",
+]
 
 
 def test_display_helpers():
@@ -50,7 +56,7 @@ def special_windows(tok):
     strings = TokenStrings(tok)
     out = []
     for s in range(0, len(ids) - 12, 6):
-        w = ids[s:s + 12]
+        w = ids[s : s + 12]
         out.append((w, strings.window(w)))
     assert sum(any(t in (1, 2, 6) for t in w) for w, _ in out) >= 6
     return out
@@ -88,8 +94,19 @@ def test_prompts_of_every_stage_hold_only_the_templates_control_tokens(local, mo
         acts = [3.0 if i == 1 else 0.0 for i in ids]  # a latent that fires on the document start
         if max(acts) == 0:
             acts[len(acts) // 2] = 1.0
-        rows.append(dict(latent=0, split="train", kind="activating", tokens=toks, token_ids=ids, activations=acts,
-                         max_activation=max(acts), context=k, start=0))
+        rows.append(
+            dict(
+                latent=0,
+                split="train",
+                kind="activating",
+                tokens=toks,
+                token_ids=ids,
+                activations=acts,
+                max_activation=max(acts),
+                context=k,
+                start=0,
+            )
+        )
     act = pd.DataFrame(rows)
     neg = act.assign(kind="random", activations=act.activations.map(lambda a: [0.0] * len(a)), max_activation=0.0)
     hint, failure, _ = TokensExplainer(ExplainConfig()).explain(act, corpus_counts(np.asarray(sum(act.token_ids, []))))
@@ -100,8 +117,9 @@ def test_prompts_of_every_stage_hold_only_the_templates_control_tokens(local, mo
         own = [i for i in local.chat_ids([{**m, "content": "x"} for m in messages]) if i in control]
         assert got == own, [m["content"] for m in messages]
 
-    prompts = [build_messages(ExplainConfig(), act, neg, explainer=name) for name in ("default", "activations",
-                                                                                     "contrastive")]
+    prompts = [
+        build_messages(ExplainConfig(), act, neg, explainer=name) for name in ("default", "activations", "contrastive")
+    ]
     prompts.append(build_messages(ExplainConfig(hint=True), act, hint=hint))
     prompts.append(build_messages(ExplainConfig(reasoning=True, few_shot=False, prefill=False), act))
     for messages in prompts:
@@ -110,17 +128,31 @@ def test_prompts_of_every_stage_hold_only_the_templates_control_tokens(local, mo
     # the windows really hold control tokens: shown verbatim they would add fake turns
     raw = [{"role": "user", "content": "".join(toks)} for _, toks in wins]
     assert len([i for i in local.chat_ids(raw) if i in control]) > len(
-        [i for i in local.chat_ids([{**m, "content": "x"} for m in raw]) if i in control])
+        [i for i in local.chat_ids([{**m, "content": "x"} for m in raw]) if i in control]
+    )
 
-    examples = [Example(f"{k}:0", "activating" if k % 2 else "random", k % 3, toks,
-                        [3.0 if i == 1 else (0.5 if k % 2 and j == 3 else 0.0) for j, i in enumerate(ids)])
-                for k, (ids, toks) in enumerate(wins)]
+    examples = [
+        Example(
+            f"{k}:0",
+            "activating" if k % 2 else "random",
+            k % 3,
+            toks,
+            [3.0 if i == 1 else (0.5 if k % 2 and j == 3 else 0.0) for j, i in enumerate(ids)],
+        )
+        for k, (ids, toks) in enumerate(wins)
+    ]
     rec = Recorder()
     rng = np.random.default_rng(0)
-    scorers = [DetectionScorer(DetectionConfig()), DetectionScorer(DetectionConfig(mode="generation")),
-               FuzzingScorer(FuzzingConfig()), FuzzingScorer(FuzzingConfig(mode="generation")),
-               SimulationScorer(SimulationConfig(max_examples=2)), IntruderScorer(IntruderConfig()),
-               IntruderScorer(IntruderConfig(mode="generation", n_activating=2)), SurprisalScorer(SurprisalConfig())]
+    scorers = [
+        DetectionScorer(DetectionConfig()),
+        DetectionScorer(DetectionConfig(mode="generation")),
+        FuzzingScorer(FuzzingConfig()),
+        FuzzingScorer(FuzzingConfig(mode="generation")),
+        SimulationScorer(SimulationConfig(max_examples=2)),
+        IntruderScorer(IntruderConfig()),
+        IntruderScorer(IntruderConfig(mode="generation", n_activating=2)),
+        SurprisalScorer(SurprisalConfig()),
+    ]
     for sc in scorers:
         sc.score("the start of a document", examples, rec, rng)
     assert len(rec.chats) > 20 and rec.plain

@@ -32,8 +32,19 @@ def latent_windows(tok, ids: np.ndarray, rule, n=20, before=8, after=4) -> pd.Da
         lo, hi = max(p - before, 0), min(p + after, len(ids))
         w = ids[lo:hi].tolist()
         a = acts[lo:hi].tolist()
-        rows.append(dict(latent=0, split="train", kind="activating", token_ids=w, tokens=strings.window(w),
-                         activations=a, max_activation=max(a), context=int(p), start=int(lo)))
+        rows.append(
+            dict(
+                latent=0,
+                split="train",
+                kind="activating",
+                token_ids=w,
+                tokens=strings.window(w),
+                activations=a,
+                max_activation=max(a),
+                context=int(p),
+                start=int(lo),
+            )
+        )
     assert len(rows) >= 5
     return pd.DataFrame(rows)
 
@@ -68,8 +79,12 @@ def test_names_the_preceding_token_and_is_deterministic_and_fast(corpus):
     exp = outs[0]
     assert len(set(outs)) == 1, outs
     assert exp.endswith('mostly after "\'ll"'), exp
-    followers = {t.strip().lower() for w, s in zip(act.token_ids, act.tokens) for i, t in enumerate(s)
-                 if i > 0 and w[i - 1] == ll}
+    followers = {
+        t.strip().lower()
+        for w, s in zip(act.token_ids, act.tokens)
+        for i, t in enumerate(s)
+        if i > 0 and w[i - 1] == ll
+    }
     named = [x.split('"')[0].strip().lower() for x in exp.split('fires on "')[1].split(" (")[0].split('", "')]
     assert named and set(named) <= followers, (named, followers)
     assert per_latent < 0.25  # milliseconds in practice (and counting the corpus, here each time)

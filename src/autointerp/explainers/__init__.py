@@ -19,8 +19,9 @@ from .registry import EXPLAINERS, REGISTRY, make_explainer
 from .tokens import TokensExplainer, TokenStatistics, corpus_counts
 
 
-def build_messages(cfg: ExplainConfig, activating, negatives=None, explainer: str | None = None,
-                   hint: str | None = None) -> list[dict]:
+def build_messages(
+    cfg: ExplainConfig, activating, negatives=None, explainer: str | None = None, hint: str | None = None
+) -> list[dict]:
     """The chat messages of LLM explainer ``explainer`` (default: the first LLM explainer
     configured, else ``default``) for one latent."""
     if explainer is None:
@@ -28,7 +29,27 @@ def build_messages(cfg: ExplainConfig, activating, negatives=None, explainer: st
     return make_explainer(explainer, cfg).messages(activating, negatives, hint)
 
 
-__all__ = ["COLUMNS", "EXAMPLE_COLUMNS", "EXPLAINERS", "PREFILL", "REGISTRY", "WORKED", "ExplainConfig", "ExplainJob",
-           "PromptExplainer", "TokenStatistics", "TokensConfig", "TokensExplainer", "build_messages", "corpus_counts",
-           "echoed_worked_example", "examples_frame", "explain_hookpoint", "make_explainer", "mark_example",
-           "parse_explanation", "read_explanations", "select_examples"]
+__all__ = [
+    "COLUMNS",
+    "EXAMPLE_COLUMNS",
+    "EXPLAINERS",
+    "PREFILL",
+    "REGISTRY",
+    "WORKED",
+    "ExplainConfig",
+    "ExplainJob",
+    "PromptExplainer",
+    "TokenStatistics",
+    "TokensConfig",
+    "TokensExplainer",
+    "build_messages",
+    "corpus_counts",
+    "echoed_worked_example",
+    "examples_frame",
+    "explain_hookpoint",
+    "make_explainer",
+    "mark_example",
+    "parse_explanation",
+    "read_explanations",
+    "select_examples",
+]

@@ -33,7 +33,9 @@ class ExplainConfig:
     reasoning: bool = False  # LLM: think in a few sentences before the final "Explanation:" line
     prefill: bool = True  # LLM: start the answer with "Explanation:" (ignored with reasoning); weak models need it
     few_shot: bool = True  # LLM: show worked examples of the task first (as delphi's default prompt does)
-    hint: bool = False  # LLM: show the statistical explainer's summary as a hint in the prompt
+    hint: bool = (
+        True  # LLM: show the statistical explainer's sentence as a hint (measured better: benchmarks/explain.py hint)
+    )
     n_examples: int = 20  # activating training examples shown per latent (spread over their strengths)
     n_negatives: int = 10  # counter-examples (training split) shown by the contrastive explainer
     highlight_threshold: float = 0.3  # mark tokens above this fraction of the example's max activation

@@ -26,8 +26,18 @@ from .tokens import TokensExplainer, corpus_counts, window_counts
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["hookpoint", "latent", "explanation", "explainer", "model", "prompt_tokens", "completion_tokens",
-           "seconds", "failure", "raw"]
+COLUMNS = [
+    "hookpoint",
+    "latent",
+    "explanation",
+    "explainer",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "seconds",
+    "failure",
+    "raw",
+]
 EXAMPLE_COLUMNS = ["latent", "split", "kind", "tokens", "token_ids", "activations", "max_activation"]
 STATISTICS_MODEL = "statistics"  # the `model` of rows written without an LLM
 
@@ -39,7 +49,9 @@ def read_explanations(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     f = p / "explanations.jsonl"
     if not f.exists():
-        raise AutointerpError(f"'{f}' does not exist yet: run the explain pipeline first (kedro run --pipelines explain).")
+        raise AutointerpError(
+            f"'{f}' does not exist yet: run the explain pipeline first (kedro run --pipelines explain)."
+        )
     rows = {}
     for r in read_jsonl(f):
         r["explainer"] = r.get("explainer") or "default"
@@ -60,8 +72,10 @@ def examples_frame(examples) -> pd.DataFrame:
         examples = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXAMPLE_COLUMNS)
     missing = [c for c in EXAMPLE_COLUMNS if c not in examples.columns]
     if missing:
-        raise AutointerpError(f"the examples table lacks columns {missing} (see docs/formats.md, "
-                              "'{namespace}.examples'): re-run the sample pipeline.")
+        raise AutointerpError(
+            f"the examples table lacks columns {missing} (see docs/formats.md, "
+            "'{namespace}.examples'): re-run the sample pipeline."
+        )
     return examples
 
 
@@ -108,7 +122,7 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
     act = train[train["kind"] == "activating"]
     neg = train[train["kind"] != "activating"]
     latents = _ok_latents(act, job.latents)
-    llm_latents = latents[:cfg.max_latents] if cfg.max_latents is not None else latents
+    llm_latents = latents[: cfg.max_latents] if cfg.max_latents is not None else latents
     by_latent = dict(tuple(act.groupby("latent")))
     neg_by_latent = dict(tuple(neg.groupby("latent")))
     explainers = [make_explainer(n, cfg) for n in cfg.explainers]
@@ -127,10 +141,19 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
     for lat in need_stats:
         s0 = time.perf_counter()
         exp, failure, raw = tokens.explain(by_latent[lat], counts)
-        stats[lat] = {"hookpoint": job.hookpoint, "latent": lat, "explanation": exp, "explainer": tokens.name,
-                      "model": STATISTICS_MODEL, "prompt_tokens": 0, "completion_tokens": 0,
-                      "seconds": round(time.perf_counter() - s0, 6), "failure": failure, "raw": raw,
-                      "key": digest(tokens.key())}
+        stats[lat] = {
+            "hookpoint": job.hookpoint,
+            "latent": lat,
+            "explanation": exp,
+            "explainer": tokens.name,
+            "model": STATISTICS_MODEL,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "seconds": round(time.perf_counter() - s0, 6),
+            "failure": failure,
+            "raw": raw,
+            "key": digest(tokens.key()),
+        }
     if statistical:
         append_jsonl(out, [stats[lat] for lat in latents])
         done.update({(lat, tokens.name): stats[lat] for lat in latents})
@@ -138,9 +161,16 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
     # LLM explainers: resumable, batched.
     llm = job.llm
     model_name = getattr(llm, "model", str(llm))
-    params = {"backend": getattr(llm, "backend", ""), "model": model_name, "base_url": getattr(llm, "base_url", None),
-              "max_tokens": cfg.answer_tokens, "temperature": getattr(llm, "temperature", 0.0),
-              "reasoning": cfg.reasoning, "prefill": cfg.uses_prefill, "max_chars": cfg.max_chars}
+    params = {
+        "backend": getattr(llm, "backend", ""),
+        "model": model_name,
+        "base_url": getattr(llm, "base_url", None),
+        "max_tokens": cfg.answer_tokens,
+        "temperature": getattr(llm, "temperature", 0.0),
+        "reasoning": cfg.reasoning,
+        "prefill": cfg.uses_prefill,
+        "max_chars": cfg.max_chars,
+    }
     todo, messages, keys = [], {}, {}
     for e in prompted:
         for lat in llm_latents:
@@ -148,11 +178,21 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
             m = messages[(lat, e.name)] = e.messages(by_latent[lat], neg_by_latent.get(lat), hint)
             keys[(lat, e.name)] = digest({"messages": m, "explainer": e.name, **params})
             old = done.get((lat, e.name))
-            if old is not None and old.get("key") == keys[(lat, e.name)] and not (cfg.retry_failed and old.get("failure")):
+            if (
+                old is not None
+                and old.get("key") == keys[(lat, e.name)]
+                and not (cfg.retry_failed and old.get("failure"))
+            ):
                 continue
             todo.append((lat, e))
-    log.info("explain %s: %d latents (%d by LLM explainers %s), %d LLM explanations to do", job.hookpoint,
-             len(latents), len(llm_latents), [e.name for e in prompted], len(todo))
+    log.info(
+        "explain %s: %d latents (%d by LLM explainers %s), %d LLM explanations to do",
+        job.hookpoint,
+        len(latents),
+        len(llm_latents),
+        [e.name for e in prompted],
+        len(todo),
+    )
 
     client = job.client
     own_client = client is None and bool(todo)
@@ -163,7 +203,7 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
     n_tok = n_fail = 0
     try:
         for b in range(0, len(todo), cfg.batch_latents):
-            batch = todo[b:b + cfg.batch_latents]
+            batch = todo[b : b + cfg.batch_latents]
             gens = client.generate([messages[(lat, e.name)] for lat, e in batch], max_tokens=cfg.answer_tokens)
             rows = []
             for (lat, e), g in zip(batch, gens):
@@ -174,10 +214,21 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
                     exp, failure = e.parse(answer, messages[(lat, e.name)])
                 n_fail += failure is not None
                 n_tok += g.prompt_tokens + g.completion_tokens
-                rows.append({"hookpoint": job.hookpoint, "latent": lat, "explanation": exp, "explainer": e.name,
-                             "model": model_name, "prompt_tokens": g.prompt_tokens,
-                             "completion_tokens": g.completion_tokens, "seconds": round(g.seconds, 4),
-                             "failure": failure, "raw": answer, "key": keys[(lat, e.name)]})
+                rows.append(
+                    {
+                        "hookpoint": job.hookpoint,
+                        "latent": lat,
+                        "explanation": exp,
+                        "explainer": e.name,
+                        "model": model_name,
+                        "prompt_tokens": g.prompt_tokens,
+                        "completion_tokens": g.completion_tokens,
+                        "seconds": round(g.seconds, 4),
+                        "failure": failure,
+                        "raw": answer,
+                        "key": keys[(lat, e.name)],
+                    }
+                )
             append_jsonl(out, rows, fsync=True)
             done.update({(r["latent"], r["explainer"]): r for r in rows})
             bar.update(len(batch))
@@ -188,15 +239,33 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
         if own_client:
             client.close()
 
-    rows = [done[(lat, e.name)] for e in explainers for lat in (llm_latents if e.uses_llm else latents)
-            if (lat, e.name) in done]
+    rows = [
+        done[(lat, e.name)]
+        for e in explainers
+        for lat in (llm_latents if e.uses_llm else latents)
+        if (lat, e.name) in done
+    ]
     write_jsonl(out, rows)
-    per = {e.name: {"latents": sum(r["explainer"] == e.name for r in rows),
-                    "failed": sum(r["explainer"] == e.name and r["failure"] is not None for r in rows)}
-           for e in explainers}
-    meta = {"hookpoint": job.hookpoint, "complete": True, "latents": len(latents), "rows": len(rows),
-            "failed": sum(r["failure"] is not None for r in rows), "explainers": per,
-            "explained_this_run": len(todo), "seconds_this_run": time.perf_counter() - t0, "usage_this_run": usage,
-            "model": model_name, "reasoning": cfg.reasoning, "hint": cfg.hint}
+    per = {
+        e.name: {
+            "latents": sum(r["explainer"] == e.name for r in rows),
+            "failed": sum(r["explainer"] == e.name and r["failure"] is not None for r in rows),
+        }
+        for e in explainers
+    }
+    meta = {
+        "hookpoint": job.hookpoint,
+        "complete": True,
+        "latents": len(latents),
+        "rows": len(rows),
+        "failed": sum(r["failure"] is not None for r in rows),
+        "explainers": per,
+        "explained_this_run": len(todo),
+        "seconds_this_run": time.perf_counter() - t0,
+        "usage_this_run": usage,
+        "model": model_name,
+        "reasoning": cfg.reasoning,
+        "hint": cfg.hint,
+    }
     write_meta(root, meta)
     return meta

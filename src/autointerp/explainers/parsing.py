@@ -31,7 +31,7 @@ def _strip_labels(text: str) -> str:
         m = _LABEL.match(t)
         if not m:
             return t
-        text = t[m.end():]
+        text = t[m.end() :]
 
 
 def _balance_quotes(exp: str) -> str:
@@ -40,10 +40,10 @@ def _balance_quotes(exp: str) -> str:
         exp = exp[1:-1].strip(_EDGE)  # one wrapping pair: "animals" -> animals
     if exp.count('"') % 2:
         last = exp.rfind('"')
-        if exp[last + 1:].strip():  # an opening quote never closed: the word "king -> the word "king"
+        if exp[last + 1 :].strip():  # an opening quote never closed: the word "king -> the word "king"
             exp = exp + '"'
         else:  # a stray closing quote: king" -> king
-            exp = (exp[:last] + exp[last + 1:]).strip()
+            exp = (exp[:last] + exp[last + 1 :]).strip()
     return exp
 
 
@@ -67,7 +67,7 @@ def parse_explanation(raw: str | None, reasoning: bool = False, max_chars: int =
         if not m:
             continue
         labelled = True
-        rest = _strip_labels(line[m.end():])
+        rest = _strip_labels(line[m.end() :])
         if rest.strip("\"'`“”‘’.:- "):
             found = rest
             break  # the first explanation wins

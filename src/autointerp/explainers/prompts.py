@@ -29,12 +29,15 @@ SYSTEM = (
     "(a few words, for example: 'plural nouns', 'the word \"king\"', 'verbs of motion')."
 )
 ACTIVATIONS_NOTE = " After each example, the marked tokens are listed with their activation strength from 1 to 10."
-CONTRASTIVE_NOTE = (" You also see counter-examples where the feature is NOT active: your explanation should not "
-                    "describe them.")
+CONTRASTIVE_NOTE = (
+    " You also see counter-examples where the feature is NOT active: your explanation should not describe them."
+)
 HINT_NOTE = " A line of token statistics, computed from the examples, may help you."
 ANSWER_PLAIN = " Reply with one line only:\nExplanation: <short phrase>"
-ANSWER_REASONING = (" First think in at most three short sentences about what the marked tokens share. "
-                    "Then end with a final line:\nExplanation: <short phrase>")
+ANSWER_REASONING = (
+    " First think in at most three short sentences about what the marked tokens share. "
+    "Then end with a final line:\nExplanation: <short phrase>"
+)
 PREFILL = "Explanation:"
 HINT = "Token statistics: "
 
@@ -43,17 +46,29 @@ HINT = "Token statistics: "
 # answer, key in an answer, key in marked tokens): an answer naming the key while the real
 # latent's marked tokens do not show it is an echo (a counted failure, never an explanation).
 WORKED = [
-    ("Example 1: and the <<king>> said to his son\nExample 2: long live the <<King>>!\n"
-     "Example 3: the <<kings>> of France and England",
-     'fires on " king", " kings" (100% of activation mass), mostly after " the"',
-     'the word "king"', r"\bkings?\b", r"king"),
-    ("Example 1: import os<<\\n>>import sys\nExample 2: return x<<\\n>>\nExample 3: def f():<<\\n>>    pass",
-     'fires on "\\n" (100% of activation mass)',
-     "line breaks in Python code", r"line ?breaks?|new ?lines?", r"\\n"),
-    ("Example 1: she was <<running>> home\nExample 2: they kept <<singing>> all night\n"
-     "Example 3: stop <<talking>>, please",
-     'fires on " running", " singing", " talking" (100% of activation mass)',
-     "verbs ending in -ing", r"-?ing\b", r"ing\b"),
+    (
+        "Example 1: and the <<king>> said to his son\nExample 2: long live the <<King>>!\n"
+        "Example 3: the <<kings>> of France and England",
+        'fires on " king", " kings" (100% of activation mass), mostly after " the"',
+        'the word "king"',
+        r"\bkings?\b",
+        r"king",
+    ),
+    (
+        "Example 1: import os<<\\n>>import sys\nExample 2: return x<<\\n>>\nExample 3: def f():<<\\n>>    pass",
+        'fires on "\\n" (100% of activation mass)',
+        "line breaks in Python code",
+        r"line ?breaks?|new ?lines?",
+        r"\\n",
+    ),
+    (
+        "Example 1: she was <<running>> home\nExample 2: they kept <<singing>> all night\n"
+        "Example 3: stop <<talking>>, please",
+        'fires on " running", " singing", " talking" (100% of activation mass)',
+        "verbs ending in -ing",
+        r"-?ing\b",
+        r"ing\b",
+    ),
 ]
 _MARKED = re.compile(r"<<(.*?)>>", re.DOTALL)
 
@@ -77,7 +92,7 @@ def mark_example(tokens: list[str], activations: list[float], threshold: float) 
             j += 1
         run = "".join(display_token(t) for t in tokens[i:j])
         stripped = run.lstrip()
-        parts.append(run[:len(run) - len(stripped)] + "<<" + stripped + ">>")
+        parts.append(run[: len(run) - len(stripped)] + "<<" + stripped + ">>")
         i = j
     return display_text("".join(parts)).strip(), marked
 
@@ -114,8 +129,9 @@ class PromptExplainer:
         """Text after the examples (counter-examples)."""
         return ""
 
-    def messages(self, activating: pd.DataFrame, negatives: pd.DataFrame | None = None,
-                 hint: str | None = None) -> list[dict]:
+    def messages(
+        self, activating: pd.DataFrame, negatives: pd.DataFrame | None = None, hint: str | None = None
+    ) -> list[dict]:
         """The chat messages asking for one latent's explanation."""
         cfg = self.cfg
         hint = hint if cfg.hint else None
@@ -164,8 +180,11 @@ class ActivationsExplainer(PromptExplainer):
             text, marked = mark_example(list(row.tokens), list(row.activations), self.cfg.highlight_threshold)
             lines.append(f"Example {k}: {text}")
             if marked:
-                vals = ", ".join(f"{display_token(row.tokens[m]).strip() or repr(row.tokens[m])} "
-                                 f"({max(1, round(10 * float(row.activations[m]) / scale))})" for m in marked)
+                vals = ", ".join(
+                    f"{display_token(row.tokens[m]).strip() or repr(row.tokens[m])} "
+                    f"({max(1, round(10 * float(row.activations[m]) / scale))})"
+                    for m in marked
+                )
                 lines.append(f"Activations: {vals}")
         return lines
 
@@ -182,4 +201,5 @@ class ContrastiveExplainer(PromptExplainer):
             return ""
         return "\n\nCounter-examples (feature not active):\n" + "\n".join(
             f"Counter-example {k}: {display_window(row.tokens).strip()}"
-            for k, row in enumerate(neg.itertuples(index=False), 1))
+            for k, row in enumerate(neg.itertuples(index=False), 1)
+        )

@@ -88,11 +88,19 @@ class TokenStatistics:
             share = m / self.total
             rows.append((g, share, p(g), share * math.log(share / p(g))))
         rows.sort(key=lambda r: (-r[3], -r[1], r[0]))
-        self.ranked = [{"token": max(spell[g].items(), key=lambda kv: (kv[1], kv[0]))[0], "group": g,
-                        "share": s, "corpus_frequency": f, "score": k} for g, s, f, k in rows]
+        self.ranked = [
+            {
+                "token": max(spell[g].items(), key=lambda kv: (kv[1], kv[0]))[0],
+                "group": g,
+                "share": s,
+                "corpus_frequency": f,
+                "score": k,
+            }
+            for g, s, f, k in rows
+        ]
         tc = cfg.tokens
         named = [r for i, r in enumerate(self.ranked) if r["score"] > 0 and (i == 0 or r["share"] >= tc.min_share)]
-        self.named = named[:tc.top] if named else self.ranked[:1]
+        self.named = named[: tc.top] if named else self.ranked[:1]
         groups = {r["group"] for r in self.named}
         self.coverage = sum(r["share"] for r in self.named)
         before: dict[str, float] = defaultdict(float)
@@ -106,8 +114,11 @@ class TokenStatistics:
                     seen[prev] += 1
         # a preceding token is named when it precedes at least two firing positions and, with
         # at most one other, at least min_context_share of the named tokens' mass
-        ctx = sorted(((m / named_mass, t) for t, m in before.items() if seen[t] >= 2),
-                     key=lambda x: (-x[0], x[1])) if named_mass > 0 and tc.context else []
+        ctx = (
+            sorted(((m / named_mass, t) for t, m in before.items() if seen[t] >= 2), key=lambda x: (-x[0], x[1]))
+            if named_mass > 0 and tc.context
+            else []
+        )
         self.after = [(t, s) for s, t in ctx[:2] if s >= tc.min_context_share / 2]
         self.after_share = sum(s for _, s in self.after)
         if self.after_share < tc.min_context_share:
@@ -116,16 +127,22 @@ class TokenStatistics:
     def sentence(self) -> str | None:
         if not self.named or self.total <= 0:
             return None
-        s = (f"fires on {', '.join(_quote(r['token']) for r in self.named)} "
-             f"({round(100 * self.coverage)}% of activation mass)")
+        s = (
+            f"fires on {', '.join(_quote(r['token']) for r in self.named)} "
+            f"({round(100 * self.coverage)}% of activation mass)"
+        )
         if self.after:
-            s += f", {'mostly' if self.after_share >= 0.5 else 'often'} after " + ", ".join(_quote(t) for t, _ in self.after)
+            s += f", {'mostly' if self.after_share >= 0.5 else 'often'} after " + ", ".join(
+                _quote(t) for t, _ in self.after
+            )
         return s
 
     def as_dict(self) -> dict:
-        return {"named": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()} for r in self.named],
-                "coverage": round(self.coverage, 6),
-                "after": [{"token": t, "share": round(s, 6)} for t, s in self.after]}
+        return {
+            "named": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()} for r in self.named],
+            "coverage": round(self.coverage, 6),
+            "after": [{"token": t, "share": round(s, 6)} for t, s in self.after],
+        }
 
 
 class TokensExplainer:

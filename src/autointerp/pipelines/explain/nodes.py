@@ -22,8 +22,9 @@ def llm_credentials() -> dict | None:
     return run_context().llm_credentials()
 
 
-def explain_latents(examples, latents: pd.DataFrame, corpus_tokens, llm: dict, explain: dict, *,
-                    hookpoint: str) -> ExplainJob:
+def explain_latents(
+    examples, latents: pd.DataFrame, corpus_tokens, llm: dict, explain: dict, *, hookpoint: str
+) -> ExplainJob:
     """The lazy job the explanations dataset runs, resuming where a killed run stopped: every
     configured explainer over the sample's ``ok`` latents (``corpus_tokens`` gives the
     statistical explainer its token frequencies)."""
@@ -31,9 +32,15 @@ def explain_latents(examples, latents: pd.DataFrame, corpus_tokens, llm: dict, e
     exp_cfg = parse_config(ExplainConfig, explain, "parameters: explain")
     uses_llm = any(REGISTRY[n].uses_llm for n in exp_cfg.explainers) and exp_cfg.max_latents != 0
     needs_key = uses_llm and cfg.backend == "openai" and cfg.api_key_env and not os.environ.get(cfg.api_key_env)
-    return ExplainJob(hookpoint=hookpoint, examples=examples, llm=cfg, explain=exp_cfg,
-                      credentials=llm_credentials() if needs_key else None, corpus_tokens=corpus_tokens,
-                      latents=latents)
+    return ExplainJob(
+        hookpoint=hookpoint,
+        examples=examples,
+        llm=cfg,
+        explain=exp_cfg,
+        credentials=llm_credentials() if needs_key else None,
+        corpus_tokens=corpus_tokens,
+        latents=latents,
+    )
 
 
 def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
@@ -53,7 +60,8 @@ def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
         "prompt_tokens": float(explanations["prompt_tokens"].sum()) if n else 0.0,
         "completion_tokens": float(explanations["completion_tokens"].sum()) if n else 0.0,
         "tokens_per_explanation": float((explanations["prompt_tokens"] + explanations["completion_tokens"]).mean())
-        if n else 0.0,
+        if n
+        else 0.0,
     }
     meta = explanations.attrs.get("meta") or {}
     for k, v in (meta.get("usage_this_run") or {}).items():

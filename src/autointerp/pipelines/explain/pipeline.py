@@ -14,11 +14,20 @@ def hookpoint_pipeline(hookpoint: str) -> Pipeline:
     ns = namespace(hookpoint)
     return Pipeline(
         [
-            Node(bind(nodes.explain_latents, hookpoint=hookpoint),
-                 [f"{ns}.examples", f"{ns}.latents", "corpus_tokens", "params:llm", "params:explain"],
-                 f"{ns}.explanations", name="explain_latents", namespace=ns),
-            Node(bind(nodes.explain_metrics, hookpoint=hookpoint), f"{ns}.explanations",
-                 f"{ns}.explain_metrics", name="explain_metrics", namespace=ns),
+            Node(
+                bind(nodes.explain_latents, hookpoint=hookpoint),
+                [f"{ns}.examples", f"{ns}.latents", "corpus_tokens", "params:llm", "params:explain"],
+                f"{ns}.explanations",
+                name="explain_latents",
+                namespace=ns,
+            ),
+            Node(
+                bind(nodes.explain_metrics, hookpoint=hookpoint),
+                f"{ns}.explanations",
+                f"{ns}.explain_metrics",
+                name="explain_metrics",
+                namespace=ns,
+            ),
         ],
     )
 
