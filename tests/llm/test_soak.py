@@ -26,7 +26,7 @@ from loopback import LoopbackServer, answer_text, yes_probability
 from autointerp.llm import LLMConfig, make_client
 
 RATES = {"429": 0.06, "500": 0.05, "timeout": 0.02, "drop": 0.05}
-SOAK = dict(backend="openai", model="fake-model", api_key_env=None, max_concurrency=32, max_retries=3, timeout=0.4,
+SOAK = dict(backend="openai", model="fake-model", api_key_env=None, max_concurrency=32, max_retries=3, timeout=1.0,
             backoff=0.002, backoff_max=0.02)
 
 
@@ -39,7 +39,7 @@ def test_soak_faults_counted_nothing_lost(tmp_path):
     n_gen, n_lp = 900, 300
     gen_texts = [f"soak generate item {i}" for i in range(n_gen)]
     lp_texts = [f"soak judge item {i}" for i in range(n_lp)]
-    with LoopbackServer(rates=RATES, seed=7, hold=0.6) as srv:
+    with LoopbackServer(rates=RATES, seed=7, hold=1.6) as srv:  # held past the 1 s timeout
         client = make_client(LLMConfig(**SOAK, base_url=srv.url, cache_dir=str(tmp_path / "cache")))
         t0 = time.perf_counter()
         with ThreadPoolExecutor(2) as pool:  # both methods at once, sharing the client's 32 workers
