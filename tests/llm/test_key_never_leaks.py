@@ -29,9 +29,9 @@ def test_key_never_leaks(tmp_path, monkeypatch, caplog, fake_server):
     monkeypatch.setenv("MY_LLM_KEY", KEY)
     llm = {"backend": "openai", "model": "fake-model", "base_url": srv.url, "api_key_env": "MY_LLM_KEY",
            "max_retries": 1, "backoff": 0.01, "timeout": 2.0, "cache_dir": str(tmp_path / "cache")}
-    explain = {"n_examples": 3, "progress": False}
+    explain = {"explainers": ["default"], "n_examples": 3, "progress": False}
     caplog.set_level(logging.DEBUG)
-    job = nodes.explain_latents(_examples(), llm, explain, hookpoint="layers.2")
+    job = nodes.explain_latents(_examples(), None, None, llm, explain, hookpoint="layers.2")
     ds = ExplanationsDataset(path=str(tmp_path / "explanations"))
     ds.save(job)
     df = ds.load()
