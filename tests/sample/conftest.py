@@ -10,6 +10,7 @@ from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig
 
 HOOKPOINT = "layers.2"
+NEURONS = "layers.2.mlp"
 
 
 def random_sae(folder, d=576, n=384, k=16, seed=0):
@@ -34,3 +35,15 @@ def sample_cache(tmp_path_factory, sample_tokens):
                    CacheConfig(chunk_contexts=32, shard_size=128), progress=False)
     job.run(root / "cache")
     return root, sample_tokens, LatentCache(root / "cache"), dictionary
+
+
+@pytest.fixture(scope="session")
+def neuron_cache(tmp_path_factory, sample_tokens):
+    """(tokens, LatentCache, DictionaryConfig) of the raw MLP neurons of layers.2 (k: null: every
+    positive neuron is cached, about half of all tokens for most neurons)."""
+    root = tmp_path_factory.mktemp("neuron_cache")
+    dictionary = DictionaryConfig("neurons")
+    job = CacheJob(NEURONS, sample_tokens, ModelConfig(batch_size=8), dictionary,
+                   CacheConfig(chunk_contexts=32, shard_size=512), progress=False)
+    job.run(root / "cache")
+    return sample_tokens, LatentCache(root / "cache"), dictionary

@@ -17,10 +17,11 @@ from autointerp.sampling import OK, SampleConfig, SampleJob, activating_windows,
 from .conftest import HOOKPOINT
 
 W = 16
-BASE = {"window_len": W, "n_quantiles": 5, "n_train": 8, "n_test": 10, "seed": 3,
+BASE = {"window_len": W, "n_quantiles": 5, "n_train": 8, "n_test": 10, "min_test": 3, "min_train": 2, "seed": 3,
         "selection": {"mode": "random", "n": 6, "min_activating": 5},
-        "negatives": {"random": 6, "neighbour": 3, "embedding": 6, "pool_windows": 256, "embedding_pool": 128}}
-NO_EMBED = dict(BASE, negatives=dict(BASE["negatives"], embedding=0))
+        "negatives": {"random": 6, "neighbour": 3, "embedding": 6, "pool_windows": 256, "embedding_pool": 128,
+                      "train": {"random": 3, "neighbour": 2, "embedding": 2}}}
+NO_EMBED = dict(BASE, negatives=dict(BASE["negatives"], embedding=0, train={"random": 3, "neighbour": 2}))
 
 
 def run_sample(sample_cache, out, cfg: dict):
@@ -49,10 +50,11 @@ def test_columns_and_counts(sampled):
     ok = lat[lat.status == OK]
     assert len(ok) == 6 and set(ex.latent) == set(ok.latent)
     assert (lat.loc[lat.status != OK, "status"].str.len() > 0).all()
-    for latent, g in ex.groupby("latent"):
-        assert (g.split == "train").sum() == 8 and (g.kind == "activating").sum() >= 8 + 5
-        assert set(g[g.split == "train"].kind) == {"activating"}
-        assert (g.kind == "random").sum() == 6
+    for _latent, g in ex.groupby("latent"):
+        train = g[g.split == "train"]
+        assert (train.kind == "activating").sum() == 8 and (g.kind == "activating").sum() >= 8 + 5
+        assert (train.kind == "random").sum() == 3 and set(train.kind) <= {"activating", "random", "neighbour", "embedding"}
+        assert ((g.kind == "random") & (g.split == "test")).sum() == 6
         assert all(len(t) == W for t in g.token_ids) and all(len(t) == W for t in g.tokens)
 
 
@@ -97,9 +99,10 @@ def test_activating_token_is_centred(sampled):
     act = ex[ex.kind == "activating"]
     marked = W * 3 // 4
     inside = act[(act.start > 0) & (act.start < 64 - W)]
-    assert len(inside) and (inside.marked == marked).all()
-    clipped = act[act.start == 0]
-    assert (clipped.marked <= marked).all()
+    # centred on the token it was drawn for, unless a stronger token of the window took over (issue 12.3)
+    assert len(inside) and (inside.marked == marked).mean() > 0.9
+    for r in act.itertuples():
+        assert r.activations[r.marked] == max(r.activations) == r.max_activation
 
 
 def test_quantile_bins_monotone(sampled, sample_cache):
@@ -130,7 +133,7 @@ def test_hard_negatives_closer_than_random(sampled):
     ex = ex[(ex.split == "train") | ex.kind.isin(["embedding", "random"])].reset_index(drop=True)
     emb = embed(["".join(t) for t in ex.tokens])  # one batch
     gaps = []
-    for latent, g in ex.groupby("latent"):
+    for _latent, g in ex.groupby("latent"):
         q = emb[g.index[g.split == "train"]].mean(0)
         q /= np.linalg.norm(q)
         sim = {k: emb[g.index[g.kind == k]] @ q for k in ("embedding", "random")}
@@ -236,7 +239,8 @@ def test_latent_selection_modes():
 
     count = np.array([0, 3, 50, 100, 7, 1000, 20, 0, 60, 5000])
     stats = {"firing_count": count, "frequency": count / 10000}
-    sel = lambda **kw: select_latents(stats, 10, parse_config(SelectionConfig, kw, "x"), seed=0, hookpoint="h")
+    def sel(**kw):
+        return select_latents(stats, 10, parse_config(SelectionConfig, kw, "x"), seed=0, hookpoint="h")
     chosen, skipped = sel(mode="first", n=3, min_activating=10)
     assert chosen == [2, 3, 5] and set(skipped) == {0, 1, 4} and skipped[0].startswith("dead")
     chosen, skipped = sel(mode="random", n=4, min_activating=10)
@@ -254,9 +258,11 @@ def test_latent_selection_modes():
 def test_top_mode_trains_on_the_strongest_windows(sample_cache, tmp_path):
     _, ex, _ = run_sample(sample_cache, tmp_path, dict(NO_EMBED, train_mode="top"))
     act = ex[ex.kind == "activating"]
-    for latent, g in act.groupby("latent"):
+    for _latent, g in act.groupby("latent"):
         marked = g.apply(lambda r: r.activations[r.marked], axis=1)
-        assert marked[g.split == "train"].min() >= marked[g.split == "test"].max()
+        # the test set is served first (min_test windows spread over the bins), then training takes the strongest
+        test = marked[g.split == "test"]
+        assert (test > marked[g.split == "train"].min()).sum() <= 3
         assert (g.loc[g.split == "train", "quantile"] == 4).any()
 
 

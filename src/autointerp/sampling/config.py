@@ -11,6 +11,7 @@ TRAIN_MODES = ("quantiles", "top", "random")
 NEIGHBOUR_SOURCES = ("decoder", "cooccurrence")
 NEGATIVE_KINDS = ("neighbour", "embedding", "random")  # the order in which they are drawn
 OK = "ok"
+TOO_FEW_FOR_TEST = "too_few_for_test"  # fewer activating windows than min_test + min_train (reason in `note`)
 LATENT_GROUP = 16  # latents sampled together (their embedding queries form one batch)
 
 
@@ -41,8 +42,27 @@ class SelectionConfig:
 
 
 @dataclass(frozen=True)
+class TrainNegatives:
+    """Non-activating *training* windows of each kind (counter-examples for the explainer),
+    disjoint from the test ones (no shared token). Drawn after the test negatives."""
+
+    random: int = 0
+    neighbour: int = 0
+    embedding: int = 0
+
+    def validate(self, where: str) -> None:
+        if min(self.random, self.neighbour, self.embedding) < 0:
+            raise ConfigError(f"{where}: counts of non-activating training windows must be >= 0.")
+
+    @property
+    def total(self) -> int:
+        return self.random + self.neighbour + self.embedding
+
+
+@dataclass(frozen=True)
 class NegativesConfig:
-    """How many non-activating test windows of each kind, and where they come from."""
+    """How many non-activating test windows of each kind (and training ones in ``train``), and
+    where they come from."""
 
     random: int = 50
     neighbour: int = 0
@@ -53,8 +73,11 @@ class NegativesConfig:
     pool_windows: int = 4096  # candidate windows per hookpoint (seeded sample of grid windows)
     embedding_pool: int = 1024  # of which this many are embedded for embedding negatives
     min_non_activating: int = 1  # fewer found: the latent is skipped (fires nearly everywhere)
+    train: TrainNegatives = field(default_factory=TrainNegatives)
 
     def validate(self, where: str) -> None:
+        if self.train is None:
+            object.__setattr__(self, "train", TrainNegatives())
         if min(self.random, self.neighbour, self.embedding) < 0:
             raise ConfigError(f"{where}: counts of non-activating windows must be >= 0.")
         if self.neighbour_source not in NEIGHBOUR_SOURCES:
@@ -65,6 +88,37 @@ class NegativesConfig:
     @property
     def total(self) -> int:
         return self.random + self.neighbour + self.embedding
+
+    @property
+    def uses_neighbours(self) -> bool:
+        return bool(self.neighbour or self.train.neighbour)
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return bool(self.embedding or self.train.embedding)
+
+
+@dataclass(frozen=True)
+class ActiveThreshold:
+    """When a token counts as *active* for a latent: its activation is above ``value`` and, with
+    ``quantile`` q, above the latent's own q-quantile over every cached token (zeros included),
+    so that at most a fraction 1 - q of the corpus is active. The default (``value: 0``, no
+    quantile) is "fires when > 0", right for sparse dictionaries; dense latents such as raw
+    MLP neurons (``format: neurons, k: null``) need one, e.g. ``{quantile: 0.99}``. For a latent
+    firing on fewer than 1 - q of the tokens the quantile is 0 and changes nothing."""
+
+    value: float = 0.0
+    quantile: float | None = None
+
+    def validate(self, where: str) -> None:
+        if self.value < 0:
+            raise ConfigError(f"{where}.value must be >= 0 (activations in the cache are never negative).")
+        if self.quantile is not None and not 0 < self.quantile < 1:
+            raise ConfigError(f"{where}.quantile must be between 0 and 1 (exclusive), e.g. 0.99.")
+
+    @property
+    def trivial(self) -> bool:
+        return self.value == 0 and self.quantile is None
 
 
 @dataclass(frozen=True)
@@ -78,17 +132,37 @@ class SampleConfig:
     n_train: int = 40
     train_mode: str = "quantiles"  # quantiles (spread over the bins) | top | random
     n_test: int = 50  # spread evenly over the quantile bins
+    min_test: int = 10  # activating test windows reserved first; fewer than min_test + min_train: too_few_for_test
+    min_train: int = 10  # activating training windows a latent needs beside its min_test
     seed: int = 0
+    active_threshold: ActiveThreshold | None = None  # None: active when > 0
+    active_thresholds: dict | None = None  # per hookpoint (its key in `hookpoints`): overrides active_threshold
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     negatives: NegativesConfig = field(default_factory=NegativesConfig)
 
     def validate(self, where: str) -> None:
         if self.window_len < 1 or self.n_quantiles < 1 or self.n_train < 0 or self.n_test < 0:
             raise ConfigError(f"{where}: window_len and n_quantiles must be >= 1, n_train and n_test >= 0.")
+        if not 1 <= self.min_test <= self.n_test or not 1 <= self.min_train <= self.n_train:
+            raise ConfigError(f"{where}: min_test must be between 1 and n_test ({self.n_test}) and min_train between 1 "
+                              f"and n_train ({self.n_train}); got min_test {self.min_test}, min_train {self.min_train}.")
+        if self.active_thresholds is not None:
+            from ..config import parse_config
+
+            if not isinstance(self.active_thresholds, dict):
+                raise ConfigError(f"{where}.active_thresholds: expected a mapping hookpoint -> {{value: .., quantile: ..}}.")
+            parsed = {str(h): parse_config(ActiveThreshold, t, f"{where}.active_thresholds.{h}")
+                      for h, t in self.active_thresholds.items()}
+            object.__setattr__(self, "active_thresholds", parsed)
         if self.marked_position is not None and not 0 <= self.marked_position < self.window_len:
             raise ConfigError(f"{where}.marked_position must be between 0 and window_len - 1 ({self.window_len - 1}).")
         if self.train_mode not in TRAIN_MODES:
             raise ConfigError(f"{where}.train_mode: unknown mode '{self.train_mode}'. Use one of {', '.join(TRAIN_MODES)}.")
+
+    def threshold_for(self, hookpoint: str) -> ActiveThreshold:
+        """The notion of "active" for one hookpoint (its override, else ``active_threshold``)."""
+        own = (self.active_thresholds or {}).get(hookpoint)
+        return own or self.active_threshold or ActiveThreshold()
 
     @property
     def marked(self) -> int:

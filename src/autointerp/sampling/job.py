@@ -45,10 +45,12 @@ class SampleJob:
     _done: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def fingerprint(self) -> str:
+        config = as_dict(self.config)  # this hookpoint's notion of "active" only, not the others'
+        config.update(active_threshold=as_dict(self.config.threshold_for(self.hookpoint)), active_thresholds=None)
         return digest({"hookpoint": self.hookpoint, "tokens": array_digest(self.tokens),
                        "cache": self.cache.meta.get("fingerprint"), "model": self.model.name_or_path,
                        "dictionary": as_dict(self.dictionary), "files": file_digest(self.dictionary.path)
-                       if self.config.negatives.neighbour else "", "config": as_dict(self.config)})
+                       if self.config.negatives.uses_neighbours else "", "config": config})
 
     def run(self, root: str | Path) -> dict:
         key = str(Path(root).resolve())
@@ -84,7 +86,7 @@ def _check(job: SampleJob) -> None:
 
 def _sample_shard(root: Path, sampler: Sampler, s: int, todo: list[int], bar) -> None:
     """Sample the latents ``todo`` of cache shard ``s`` into its two partitions (examples, status)."""
-    sh = sampler.cache.load_shard(s)
+    sh = sampler.load_shard(s)
     slices = sh.latent_slices()
     name = _part_name(sh.start, sh.end)
     status_rows = []
@@ -140,7 +142,7 @@ def sample_hookpoint(root: str | Path, job: SampleJob) -> dict:
 
         model, tokenizer = load_model(job.model)
         decoder = None
-        if cfg.negatives.neighbour and cfg.negatives.neighbour_source == "decoder":
+        if cfg.negatives.uses_neighbours and cfg.negatives.neighbour_source == "decoder":
             decoder = _decoder_directions(job, model)
             if decoder is None:
                 log.info("%s: the dictionary has no decoder; neighbours by co-occurrence", job.hookpoint)

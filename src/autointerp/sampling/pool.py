@@ -73,3 +73,33 @@ class WindowPool:
         jac = co / np.maximum(len(rows) + self.counts - co, 1)
         cand = np.flatnonzero(co > 0)
         return cand[np.lexsort((cand, -jac[cand]))][:n]
+
+
+def draw_negatives(pool: WindowPool, free: np.ndarray, kind: str, want: int, latent: int, neighbours,
+                   query: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """Pool rows of ``want`` non-activating windows of one kind among the ``free`` rows (sorted
+    for ``random``, by rank otherwise). ``neighbours(latent)`` gives the latents whose windows
+    make ``neighbour`` negatives; ``query`` is the latent's training embedding (``embedding``)."""
+    if kind == "random":
+        return np.sort(rng.permutation(np.flatnonzero(free))[:want]).astype(np.int64)
+    if kind == "neighbour":  # round-robin over the neighbours, nearest first
+        lists = []
+        for j in neighbours(latent):
+            r = pool.fires(int(j))
+            lists.append(rng.permutation(r[free[r]]))
+        chosen, seen = [], set()
+        for depth in range(max((len(x) for x in lists), default=0)):
+            for lst in lists:
+                if depth < len(lst) and int(lst[depth]) not in seen and len(chosen) < want:
+                    seen.add(int(lst[depth]))
+                    chosen.append(int(lst[depth]))
+            if len(chosen) >= want:
+                break
+        return np.asarray(chosen, dtype=np.int64)
+    emb = pool.embeddings  # embedding: the free embedded windows closest to the query
+    k = 0 if emb is None else len(emb)
+    cand = np.flatnonzero(free[:k])
+    if len(cand) == 0 or query is None:
+        return np.zeros(0, dtype=np.int64)
+    sims = emb[cand] @ query
+    return cand[np.lexsort((cand, -sims))][:want].astype(np.int64)

@@ -10,8 +10,10 @@ import scipy.sparse as sp
 
 from ..errors import AutointerpError
 from ..examples import TokenStrings
-from .config import NEGATIVE_KINDS, OK
-from .pool import WindowPool
+from ..latent_cache import ShardActivations
+from .active import keep_active, shard_thresholds
+from .config import NEGATIVE_KINDS, OK, TOO_FEW_FOR_TEST
+from .pool import WindowPool, draw_negatives
 from .selection import rare_reason
 from .windows import activating_windows, overlaps, split_train_test
 
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LATENT_COLUMNS = ["hookpoint", "latent", "firing_count", "frequency", "max_activation", "mean_activation", "status",
-                  "n_windows", "n_train", "n_test"] + [f"n_{k}" for k in NEGATIVE_KINDS] + ["note"]
+                  "n_windows", "n_train", "n_test"] + [f"n_{k}" for k in NEGATIVE_KINDS] + [
+                  "n_train_non_activating", "active_threshold", "n_active", "note"]
 
 
 class Sampler:
@@ -36,26 +39,33 @@ class Sampler:
         self.decoder = decoder
         self.pool: WindowPool | None = None
         self.stats = self.cache.stats()
+        self.active = self.cfg.threshold_for(job.hookpoint)
+        self.thresholds = np.full(self.cache.num_latents, np.nan, dtype=np.float32)  # filled as shards are read
+
+    def load_shard(self, s: int) -> ShardActivations:
+        """Cache shard ``s`` with only its active entries (see :mod:`.active`)."""
+        sh = self.cache.load_shard(s)
+        if self.active.trivial:
+            self.thresholds[sh.start:sh.end] = 0.0
+            return sh
+        thr = shard_thresholds(sh, self.active, self.cache.n_tokens)
+        self.thresholds[sh.start:sh.end] = thr
+        return keep_active(sh, thr)
 
     def build_pool(self, needed_shards: set[int]) -> None:
         """Pass over the shards (all of them when neighbours are needed) to fill the pool."""
         neg = self.cfg.negatives
-        self._needed_shards = needed_shards
         self.pool = WindowPool(self.cache.n_contexts, self.ctx_len, self.W, neg.pool_windows, self.cfg.seed)
         n = self.cache.num_latents
-        shards = (self.cache.iter_shards() if neg.neighbour
-                  else (self.cache.load_shard(s) for s in sorted(self._needed_shards)))
-        for sh in shards:
-            self.pool.add_shard(sh, n)
-        if not neg.neighbour:  # only the shards with sampled latents were read: pad the others
-            parts, done = [], {}
-            for p, s in zip(self.pool._parts, sorted(self._needed_shards)):
-                done[s] = p
-            for s, (a, b) in enumerate(self.cache.shard_ranges):
-                parts.append(done.get(s, sp.csc_matrix((len(self.pool), b - a), dtype=np.float32)))
-            self.pool._parts = parts
+        shards = range(len(self.cache.shard_ranges)) if neg.uses_neighbours else sorted(needed_shards)
+        for s in shards:
+            self.pool.add_shard(self.load_shard(s), n)
+        if not neg.uses_neighbours:  # only the shards with sampled latents were read: pad the others
+            done = dict(zip(sorted(needed_shards), self.pool._parts))
+            self.pool._parts = [done.get(s, sp.csc_matrix((len(self.pool), b - a), dtype=np.float32))
+                                for s, (a, b) in enumerate(self.cache.shard_ranges)]
         self.pool.finish()
-        if neg.embedding:
+        if neg.uses_embeddings:
             from ..embeddings import embed
 
             k = min(neg.embedding_pool, len(self.pool))
@@ -85,11 +95,15 @@ class Sampler:
 
     def _plan(self, latent: int, toks: np.ndarray, vals: np.ndarray):
         cfg = self.cfg
-        info = {"n_windows": 0, "note": ""}
+        info = {"n_windows": 0, "note": "", "active_threshold": float(self.thresholds[latent]), "n_active": len(toks)}
         win = activating_windows(toks, vals, self.ctx_len, cfg)
         info["n_windows"] = len(win)
         if len(win) < cfg.selection.min_activating:
             return [], dict(info, status=rare_reason(len(win), cfg.selection.min_activating, "non-overlapping activating windows"))
+        if len(win) < cfg.min_test + cfg.min_train:
+            return [], dict(info, status=TOO_FEW_FOR_TEST,
+                            note=f"{len(win)} non-overlapping activating windows < sample.min_test {cfg.min_test} + "
+                                 f"sample.min_train {cfg.min_train}: no activating test set beside a training set")
         rng = np.random.default_rng([cfg.seed, latent])
         train, test = split_train_test(win, cfg, rng)
         return latent, (toks, vals, win, train, test, rng, info)
@@ -97,7 +111,7 @@ class Sampler:
     def _queries(self, plans) -> list[np.ndarray | None]:
         """Mean sentence embedding of each planned latent's training windows (embedding negatives)."""
         out: list[np.ndarray | None] = [None] * len(plans)
-        if not self.cfg.negatives.embedding:
+        if not self.cfg.negatives.uses_embeddings:
             return out
         texts, owner = [], []
         for i, (_, p) in enumerate(plans):
@@ -119,79 +133,42 @@ class Sampler:
         return out
 
     def _finish(self, plan, query) -> tuple[list[dict], dict]:
-        cfg = self.cfg
+        cfg, neg = self.cfg, self.cfg.negatives
         latent, (toks, vals, win, train, test, rng, info) = plan
         info = dict(info, n_train=len(train), n_test=len(test))
         notes = []
         if len(train) < cfg.n_train or len(test) < cfg.n_test:
             notes.append(f"only {len(win)} activating windows: {len(train)}/{cfg.n_train} train, {len(test)}/{cfg.n_test} test")
         used = np.concatenate([train, test])
-        negs = self.negatives(latent, win.context[used], win.start[used], query, rng)
-        n_neg = sum(len(v[0]) for v in negs.values())
-        for kind, (c, _) in negs.items():
-            info[f"n_{kind}"] = len(c)
-            want = getattr(cfg.negatives, kind)
-            if len(c) < want:
-                notes.append(f"{len(c)}/{want} {kind} non-activating windows")
+        free = np.ones(len(self.pool), dtype=bool)  # pool windows without an active token, not overlapping an example
+        free[self.pool.fires(latent)] = False
+        free &= ~overlaps(self.pool.context, self.pool.start, win.context[used], win.start[used], self.W)
+        negs = {}
+        for split, counts in (("test", neg), ("train", neg.train)):  # test first: the scorers' set has priority
+            for kind in NEGATIVE_KINDS:
+                want = getattr(counts, kind)
+                if want:
+                    rows = draw_negatives(self.pool, free, kind, want, latent, self.neighbours, query, rng)
+                    free[rows] = False
+                    negs[split, kind] = rows
+                    if len(rows) < want:
+                        notes.append(f"{len(rows)}/{want} {kind} non-activating {split} windows")
+        n_neg = sum(len(r) for (split, _), r in negs.items() if split == "test")
+        info.update({f"n_{kind}": len(negs.get(("test", kind), ())) for kind in NEGATIVE_KINDS})
+        info["n_train_non_activating"] = sum(len(r) for (split, _), r in negs.items() if split == "train")
         info["note"] = "; ".join(notes)
-        if n_neg < cfg.negatives.min_non_activating:
+        if n_neg < neg.min_non_activating:
             return [], dict(info, status=f"too few non-activating windows: {n_neg} < min_non_activating "
-                                         f"{cfg.negatives.min_non_activating} (the latent fires nearly everywhere)")
+                                         f"{neg.min_non_activating} (the latent fires nearly everywhere)")
         rows = []
         for split, idx in (("train", train), ("test", test)):
             for i in idx:
                 rows.append(self.row(latent, split, "activating", int(win.quantile[i]), int(win.context[i]),
                                      int(win.start[i]), int(win.marked[i]), toks, vals))
-        for kind, (c, s) in negs.items():
-            for ci, si in zip(c.tolist(), s.tolist()):
-                rows.append(self.row(latent, "test", kind, -1, ci, si, -1, toks, vals))
+        for (split, kind), r in negs.items():
+            for ci, si in zip(self.pool.context[r].tolist(), self.pool.start[r].tolist()):
+                rows.append(self.row(latent, split, kind, -1, ci, si, -1, toks, vals))
         return rows, dict(info, status=OK)
-
-    def negatives(self, latent, act_ctx, act_start, query, rng) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        neg, pool = self.cfg.negatives, self.pool
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if neg.total == 0:
-            return out
-        free = np.ones(len(pool), dtype=bool)
-        free[pool.fires(latent)] = False
-        free &= ~overlaps(pool.context, pool.start, act_ctx, act_start, self.W)
-
-        def take(kind, rows):
-            rows = np.asarray(rows, dtype=np.int64)
-            free[rows] = False
-            out[kind] = (pool.context[rows], pool.start[rows])
-
-        for kind in NEGATIVE_KINDS:
-            want = getattr(neg, kind)
-            if not want:
-                continue
-            if kind == "random":
-                cand = np.flatnonzero(free)
-                take(kind, np.sort(rng.permutation(cand)[:want]))
-            elif kind == "neighbour":
-                lists = []
-                for j in self.neighbours(latent):
-                    r = pool.fires(int(j))
-                    lists.append(rng.permutation(r[free[r]]))
-                chosen, seen = [], set()
-                for depth in range(max((len(x) for x in lists), default=0)):
-                    for lst in lists:
-                        if depth < len(lst) and int(lst[depth]) not in seen and len(chosen) < want:
-                            seen.add(int(lst[depth]))
-                            chosen.append(int(lst[depth]))
-                    if len(chosen) >= want:
-                        break
-                take(kind, chosen)
-            else:  # embedding
-                emb = pool.embeddings
-                k = 0 if emb is None else len(emb)
-                cand = np.flatnonzero(free[:k])
-                if len(cand) == 0 or query is None:
-                    take(kind, [])
-                    continue
-                sims = emb[cand] @ query
-                take(kind, cand[np.lexsort((cand, -sims))][:want])
-        return out
 
     def row(self, latent, split, kind, quantile, ctx, start, marked, toks, vals) -> dict:
         W = self.W
@@ -221,7 +198,8 @@ def latent_row(hookpoint: str, stats: dict, num_latents: int, latent: int, statu
            "firing_count": int(stats["firing_count"][latent]) if known else -1,
            "frequency": stat("frequency", float), "max_activation": stat("max_activation", float),
            "mean_activation": stat("mean_activation", float), "status": status,
-           "n_windows": 0, "n_train": 0, "n_test": 0, **{f"n_{k}": 0 for k in NEGATIVE_KINDS}, "note": ""}
+           "n_windows": 0, "n_train": 0, "n_test": 0, **{f"n_{k}": 0 for k in NEGATIVE_KINDS},
+           "n_train_non_activating": 0, "active_threshold": float("nan"), "n_active": -1, "note": ""}
     row.update({k: v for k, v in (info or {}).items() if k != "status"})
     return row
 

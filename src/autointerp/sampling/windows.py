@@ -24,8 +24,11 @@ class Windows:
 
 
 def activating_windows(tokens: np.ndarray, values: np.ndarray, ctx_len: int, cfg: SampleConfig) -> Windows:
-    """Greedy by decreasing activation: each firing token proposes a window (centred or grid);
-    a window overlapping one already taken is dropped. Then rank-based quantile bins."""
+    """Greedy by decreasing activation: each active token proposes a window (centred or grid);
+    a window overlapping one already taken is dropped. Each kept window is then described by its
+    *strongest* token (``marked``, ``value``): a window kept for one token can hold a stronger one
+    whose own window was dropped for overlap. Then rank-based quantile bins of those values.
+    ``tokens`` are sorted flat positions of the active tokens, ``values`` their activations."""
     W = min(cfg.window_len, ctx_len)
     ctx = tokens // ctx_len
     pos = tokens % ctx_len
@@ -43,15 +46,33 @@ def activating_windows(tokens: np.ndarray, values: np.ndarray, ctx_len: int, cfg
             continue
         lst.append(s)
         keep.append(i)
-    keep = np.asarray(keep, dtype=np.int64)
-    val = values[keep]
+    keep = np.sort(np.asarray(keep, dtype=np.int64))  # by flat position: windows in corpus order
+    w_ctx, w_start = ctx[keep], start[keep]
+    strongest = strongest_in_windows(tokens, values, w_ctx * ctx_len + w_start, W)
+    val = values[strongest]
     n = len(keep)
     quant = np.zeros(n, dtype=np.int64)
     if n:
         rank = np.empty(n, dtype=np.int64)
-        rank[np.lexsort((tokens[keep], val))] = np.arange(n)
+        rank[np.lexsort((tokens[strongest], val))] = np.arange(n)
         quant = rank * cfg.n_quantiles // n
-    return Windows(ctx[keep], start[keep], pos[keep] - start[keep], val, quant)
+    return Windows(w_ctx, w_start, pos[strongest] - w_start, val, quant)
+
+
+def strongest_in_windows(tokens: np.ndarray, values: np.ndarray, lo: np.ndarray, W: int) -> np.ndarray:
+    """For each window ``[lo, lo + W)`` of flat positions (non-overlapping, ascending), the index
+    into ``tokens`` (sorted) of its strongest token (the first one on ties)."""
+    if len(lo) == 0:
+        return np.zeros(0, dtype=np.int64)
+    w = np.searchsorted(lo, tokens, side="right") - 1
+    inside = (w >= 0) & (tokens < lo[np.maximum(w, 0)] + W)
+    idx = np.flatnonzero(inside)
+    order = idx[np.lexsort((tokens[idx], -values[idx], w[idx]))]
+    first = np.concatenate([[True], w[order][1:] != w[order][:-1]])
+    out = order[first]
+    if len(out) != len(lo):
+        raise AssertionError("a window holds none of the latent's active tokens")
+    return out
 
 
 def spread_over_bins(bins: np.ndarray, n: int, n_bins: int, rng: np.random.Generator) -> np.ndarray:
@@ -77,17 +98,24 @@ def spread_over_bins(bins: np.ndarray, n: int, n_bins: int, rng: np.random.Gener
 
 
 def split_train_test(win: Windows, cfg: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of training and test windows (disjoint)."""
+    """Indices of training and test windows (disjoint). The test set is served first:
+    ``min_test`` windows spread over the quantile bins are reserved, training takes up to
+    ``n_train`` of the rest (``train_mode``), and the test set is filled up to ``n_test``
+    (spread over the bins) from what training left. The caller checks that the latent has
+    ``min_test + min_train`` windows at least."""
     n = len(win)
+    everything = np.arange(n)
+    reserved = spread_over_bins(win.quantile, min(cfg.min_test, cfg.n_test), cfg.n_quantiles, rng)
+    rest = np.setdiff1d(everything, reserved)
     if cfg.train_mode == "top":
-        train = np.lexsort((np.arange(n), -win.value))[:cfg.n_train]
+        train = rest[np.lexsort((rest, -win.value[rest]))[:cfg.n_train]]
     elif cfg.train_mode == "random":
-        train = rng.permutation(n)[:cfg.n_train]
+        train = rest[rng.permutation(len(rest))[:cfg.n_train]]
     else:
-        train = spread_over_bins(win.quantile, cfg.n_train, cfg.n_quantiles, rng)
-    rest = np.setdiff1d(np.arange(n), train)
-    test = rest[spread_over_bins(win.quantile[rest], cfg.n_test, cfg.n_quantiles, rng)]
-    return np.sort(train), np.sort(test)
+        train = rest[spread_over_bins(win.quantile[rest], cfg.n_train, cfg.n_quantiles, rng)]
+    rest = np.setdiff1d(rest, train)
+    more = rest[spread_over_bins(win.quantile[rest], cfg.n_test - len(reserved), cfg.n_quantiles, rng)]
+    return np.sort(train), np.sort(np.concatenate([reserved, more]))
 
 
 def overlaps(ctx: np.ndarray, start: np.ndarray, taken_ctx: np.ndarray, taken_start: np.ndarray, W: int) -> np.ndarray:

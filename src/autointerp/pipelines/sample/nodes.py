@@ -9,13 +9,14 @@ from autointerp.config import parse_config
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig
 from autointerp.pipelines.cache.nodes import dictionary_config
-from autointerp.sampling import OK, SampleConfig, SampleJob
+from autointerp.sampling import NEGATIVE_KINDS, OK, TOO_FEW_FOR_TEST, SampleConfig, SampleJob
 
 
 def sample_examples(tokens: np.ndarray, latent_cache: LatentCache, model: dict, hookpoints: dict, sample: dict,
                     *, hookpoint: str) -> tuple[SampleJob, SampleJob]:
     """The lazy job that the examples dataset runs (resuming unfinished partitions); the
-    latents table is written by the same job into the same folder."""
+    latents table is written by the same job into the same folder, so the one job is returned
+    for both outputs and does its work once (the second save finds it done)."""
     job = SampleJob(
         hookpoint=hookpoint,
         tokens=tokens,
@@ -34,8 +35,11 @@ def sample_metrics(latents: pd.DataFrame, *, hookpoint: str) -> dict:
         "latents_considered": float(len(latents)),
         "latents_ok": float(len(ok)),
         "latents_skipped": float(len(latents) - len(ok)),
+        "latents_too_few_for_test": float((latents["status"] == TOO_FEW_FOR_TEST).sum()),
         "mean_train": float(ok["n_train"].mean()) if len(ok) else 0.0,
         "mean_test": float(ok["n_test"].mean()) if len(ok) else 0.0,
-        "mean_non_activating": float(ok[["n_random", "n_neighbour", "n_embedding"]].sum(axis=1).mean()) if len(ok) else 0.0,
+        "mean_non_activating": float(ok[[f"n_{k}" for k in NEGATIVE_KINDS]].sum(axis=1).mean()) if len(ok) else 0.0,
+        "mean_train_non_activating": float(ok["n_train_non_activating"].mean())
+        if len(ok) and "n_train_non_activating" in ok else 0.0,
     }
     return {f"sample.{hookpoint}.{k}": {"value": v, "step": 0} for k, v in metrics.items()}
