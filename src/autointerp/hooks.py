@@ -16,7 +16,9 @@ named by ``llm.api_key_env`` wins over both (see :func:`autointerp.llm.openai_co
 from __future__ import annotations
 
 import difflib
+import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from autointerp.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 LOCAL = "local"
 # Top-level parameter keys that are not a stage's section in conf/base (documented in the README).
@@ -38,6 +42,7 @@ class RunContext:
     env: str
     conf_source: str
     credentials: dict = field(default_factory=dict, repr=False)  # never logged
+    data_root: str | None = None  # where outputs land (``--params data_root=...`` or globals.yml)
 
     def llm_credentials(self) -> dict | None:
         """The ``llm`` entry of the credentials (``{api_key: ...}``), if any."""
@@ -73,8 +78,13 @@ def context_from_loader(loader) -> RunContext:
         params = dict(loader["parameters"])
     except MissingConfigException:
         params = dict(loader.runtime_params or {})
+    try:
+        data_root = params.get("data_root") or loader["globals"].get("data_root")
+    except (KeyError, MissingConfigException):
+        data_root = params.get("data_root")
     return RunContext(params=params, env=loader.env or loader.default_run_env or LOCAL,
-                      conf_source=str(loader.conf_source), credentials=_read_credentials(loader))
+                      conf_source=str(loader.conf_source), credentials=_read_credentials(loader),
+                      data_root=None if data_root is None else str(data_root))
 
 
 def _outside_run() -> RunContext:
@@ -106,8 +116,12 @@ def run_parameters() -> dict:
 
 def known_sections(loader) -> set[str]:
     """Top-level parameter keys the project knows: those of ``conf/base`` plus documented extras."""
-    base = loader.load_and_merge_dir_config(f"{loader.conf_source}/{loader.base_env}", loader.config_patterns["parameters"],
-                                            "parameters", set())
+    runtime, loader.runtime_params = loader.runtime_params, {}  # the files' keys, not --params'
+    try:
+        base = loader.load_and_merge_dir_config(f"{loader.conf_source}/{loader.base_env}",
+                                                loader.config_patterns["parameters"], "parameters", set())
+    finally:
+        loader.runtime_params = runtime
     return set(base) | set(EXTRA_TOP_LEVEL)
 
 
@@ -143,12 +157,34 @@ class ProjectHooks:
         self._tagged = False
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict) -> None:
+    def before_pipeline_run(self, run_params: dict, pipeline) -> None:
         self._run_params = run_params
         self._tagged = False
+        self._progress = [0, len(pipeline.nodes), time.perf_counter()]
 
     @hook_impl
     def before_node_run(self, node) -> None:
+        # The console's one line per node (Kedro's own node and dataset messages go to the log file).
+        progress = getattr(self, "_progress", None) or [0, 0, time.perf_counter()]
+        progress[0] += 1
+        outputs = list(node.outputs)
+        shown = ", ".join(outputs[:4]) + (f" (+{len(outputs) - 4})" if len(outputs) > 4 else "")
+        log.info("[%d/%d] %s%s", progress[0], progress[1], node.name, f" -> {shown}" if shown else "")
+        self._tag_mlflow_run()
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        progress = getattr(self, "_progress", None)
+        if progress is None:
+            return
+        seconds = time.perf_counter() - progress[2]
+        where = run_context().data_root
+        files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+        log.info("Done: %d node%s in %.0f s%s%s", progress[0], "s" * (progress[0] != 1), seconds,
+                 f"; outputs under {where}/" if where else "",
+                 f"; details in {os.path.relpath(files[0])}" if files else "")
+
+    def _tag_mlflow_run(self) -> None:
         # kedro-mlflow has opened the run by the first node: tag it once with what ran.
         if getattr(self, "_tagged", True):
             return

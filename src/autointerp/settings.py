@@ -1,6 +1,8 @@
 """Kedro project settings."""
 
+import logging
 import os
+import warnings
 
 from kedro.config import MissingConfigException, OmegaConfigLoader
 
@@ -8,6 +10,27 @@ from autointerp.hooks import ProjectHooks
 from autointerp.pipelines.report.pipeline import OptionalInputsHook
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+# ---------------------------------------------------------------- a console a warning means something on
+# conf/logging.yml sends library records and warnings (MLflow's note on kedro-mlflow's model class
+# among them) to data/autointerp.log; MLflow would otherwise install its own console handler when
+# first imported (after this module).
+os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+# Nodes that read another pipeline's per-hookpoint outputs name them as Kedro's namespaces do
+# (`layers_2.latents`); Kedro warns about any dotted name, also those it creates itself.
+warnings.filterwarnings("ignore", message=r"One or more dataset names contain '\.' characters", category=UserWarning)
+
+
+class _ProjectDefaultDtype(logging.Filter):
+    """transformers notes that a GGUF model loaded in bfloat16 casts around its float32 kernels:
+    bfloat16 is the project's measured default (README), so the notice says nothing new."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Loading a GGUF checkpoint with its weights packed") and "torch.bfloat16" in msg)
+
+
+logging.getLogger("transformers.quantizers.quantizer_gguf").addFilter(_ProjectDefaultDtype())
 
 
 class ConfigLoader(OmegaConfigLoader):
