@@ -266,7 +266,8 @@ class LLMClient:
         options = [str(o) for o in options]
         if not options:
             raise AutointerpError("option_logprobs needs at least one option.")
-        payloads = [{"messages": list(m), "options": options} for m in messages]
+        # "spellings": the rule of option_spellings; answers cached under the old max-of-two rule are not reused.
+        payloads = [{"messages": list(m), "options": options, "spellings": "sum-v1"} for m in messages]
 
         def to_result(d, cached):
             return OptionLogprobs(d["logprobs"], cached=cached, prompt_tokens=d["prompt_tokens"])

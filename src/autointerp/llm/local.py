@@ -105,6 +105,7 @@ class LocalClient(LLMClient):
                 n_completion += len(seq)
             self._count(requests=len(batch), prompt_tokens=n_prompt, completion_tokens=n_completion,
                         seconds=dt * len(batch))
+            _report(done, batch, out)
         return out  # type: ignore[return-value]
 
     def option_token_ids(self, option: str) -> list[int]:
@@ -145,6 +146,7 @@ class LocalClient(LLMClient):
             for i in batch:
                 out[i] = OptionLogprobs(res[i], prompt_tokens=len(prompts[i]))
             self._count(requests=len(batch), prompt_tokens=n_prompt, seconds=dt)
+            _report(done, batch, out)
         return out  # type: ignore[return-value]
 
     def _continuation_logprobs(self, prefixes: list[str], texts: list[str], done=None) -> list[TokenLogprobs]:
@@ -165,4 +167,12 @@ class LocalClient(LLMClient):
                 out[i] = TokenLogprobs(vals, [tok.decode([t]) for t in cont[i]], prompt_tokens=n + k)
             self._count(requests=len(batch), prompt_tokens=sum(len(pre[i]) + len(cont[i]) for i in batch),
                         seconds=time.perf_counter() - t0)
+            _report(done, batch, out)
         return out  # type: ignore[return-value]
+
+
+def _report(done, batch: list[int], out: list) -> None:
+    """Hand a finished batch to the response cache at once (see LLMClient._cached_call)."""
+    if done is not None:
+        for i in batch:
+            done(i, out[i])

@@ -106,7 +106,9 @@ class _Endpoint:
         return c
 
     def close(self) -> None:
-        for c in self._shards:
+        with self._lock:
+            shards, self._shards = self._shards, [None] * len(self._shards)
+        for c in shards:
             if c is not None:
                 c.close()
 
