@@ -11,13 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from similarity_helpers import random_sparse, write_cache
 
 from autointerp import similarity as sim
 from autointerp.errors import AutointerpError
 from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun
 from autointerp.scoring.detection import DetectionConfig
-
-from similarity_helpers import random_sparse, write_cache
 
 N_LAT, K, CTX, WINDOW = 48, 4, 16, 24
 DETECTORS = {0: ("king", 'the word "king"'), 1: ("love", 'the word "love"')}

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from similarity_helpers import random_sparse, write_cache
 
 from autointerp import similarity as sim
 from autointerp.errors import AutointerpError
-
-from similarity_helpers import random_sparse, write_cache
 
 N_LAT, K, CTX = 96, 6, 16
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,22 +69,17 @@ def test_permuted_and_random_sae_on_the_real_model(tmp_path, model_and_tokenizer
     assert abs(other.loc[("coactivation", "decoder_cosine"), "mean"]) < 0.05  # chance of random directions: 0
 
 
-def kedro(*args, cwd=ROOT):
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def test_missing_cache_names_the_cache_pipeline(tmp_path):
-    out = kedro("--pipelines", "similarity", "--params", f"data_root={tmp_path},similarity.explanations=false")
+def test_missing_cache_names_the_cache_pipeline(tmp_path, kedro):
+    out = kedro("--env", "test", "--pipelines", "similarity",
+                "--params", f"data_root={tmp_path},similarity.explanations=false")
     assert out.returncode == 2, out.stderr[-2000:]
     assert "kedro run --pipelines cache" in out.stderr
     assert "Traceback" not in out.stderr
 
 
-def test_kedro_run_writes_every_output(tmp_path):
+def test_kedro_run_writes_every_output(tmp_path, kedro):
     save_sparsify(random_sae(3), tmp_path / "06_models" / "saes" / "layers.2")
-    out = kedro("--pipelines", "cache,similarity", "--params",
+    out = kedro("--env", "test", "--pipelines", "cache,similarity", "--params",
                 f"data_root={tmp_path},corpus.n_tokens=1024,similarity.explanations=false")
     assert out.returncode == 0, out.stderr[-3000:]
     pair = tmp_path / "08_reporting" / "similarity" / "layers_2__layers_2_mlp"

@@ -1,0 +1,58 @@
+"""How alike are two dictionaries (SAEs)? Match their latents, then measure the matched pairs.
+
+Following the paper's SAE-similarity section (Paulo et al. 2024, arXiv 2410.13928), with the
+choices it leaves open made explicit as parameters (see ``SimilarityConfig``):
+
+1. **Matching.** The latents of dictionary A are matched one-to-one to those of B (Hungarian
+   assignment, ``scipy.optimize.linear_sum_assignment``) maximising the *co-activation* of the
+   pair over the same cached tokens (both caches are built on the same ``corpus_tokens``),
+   measured by the Jaccard index ``|A∩B| / (|A| + |B| - |A∩B|)`` of the sets of tokens where
+   each latent fires. Dictionaries of different width are matched on the smaller one; the
+   rest are reported as unmatched.
+2. **Semantic agreement** of each matched pair, from their explanations: the cosine of the
+   explanations' sentence embeddings (all-MiniLM-L6-v2), on the matched pairs where both
+   latents have one, and, optionally, cross-scoring (:class:`CrossScorer`: A's explanation
+   scored by the detection scorer on B's test examples, and back), on the matched pairs where
+   A's latent has an explanation and B's has examples. Explanations and examples exist only for
+   the sampled latents, so both report how many pairs they cover.
+3. **Baselines**, so that a reader sees what explanations add: decoder-direction cosine
+   matching (its own Hungarian assignment, only where both dictionaries write to the same
+   space) and the co-activation Jaccard alone.
+
+The SAE-level figure for each (matching, measure) is the distribution and mean of matched-pair
+similarity, and the fraction of pairs whose similarity passes the measure's threshold, next
+to the chance level (the same measure over a random one-to-one pairing).
+
+The co-activation matrix is accumulated token-chunk by token-chunk from the sparse cache
+(binary CSR ``tokens x latents`` per chunk, ``A^T B`` summed), never densifying the whole cache.
+
+Modules: ``config`` (settings), ``coactivation`` (co-activation counts from the caches),
+``matching`` (one-to-one matching, decoder baseline), ``measures`` (summaries, bootstrap),
+``compare`` (the whole comparison of one pair), ``cross_scoring``, ``figures`` (per pair and
+overview), ``score_comparison`` (latents vs neurons). This package imports nothing from Kedro.
+"""
+
+from .coactivation import Coactivation, check_same_corpus, chunk_csr, coactivation
+from .compare import SimilarityResult, compare
+from .config import (
+                     CROSS_METRICS,
+                     DECODER_BASELINE,
+                     FEW_PAIRS,
+                     MEASURES,
+                     CrossScoringConfig,
+                     SimilarityConfig,
+                     Thresholds,
+)
+from .cross_scoring import CrossScorer, CrossScores, test_examples
+from .figures import heatmap_figures, overview, overview_figure
+from .matching import decoder_cosine, match, pair_kind, shares_decoder_space, stream_kind
+from .measures import bootstrap_ci, explanation_table, summary_metrics
+from .score_comparison import compare_scores, dictionary_label, scores_figure
+
+__all__ = [
+    "CROSS_METRICS", "DECODER_BASELINE", "FEW_PAIRS", "MEASURES", "Coactivation", "CrossScorer", "CrossScores",
+    "CrossScoringConfig", "SimilarityConfig", "SimilarityResult", "Thresholds", "bootstrap_ci", "check_same_corpus",
+    "chunk_csr", "coactivation", "compare", "compare_scores", "decoder_cosine", "dictionary_label",
+    "explanation_table", "heatmap_figures", "match", "overview", "overview_figure", "pair_kind", "scores_figure",
+    "shares_decoder_space", "stream_kind", "summary_metrics", "test_examples",
+]

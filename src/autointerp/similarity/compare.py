@@ -1,0 +1,118 @@
+"""``compare``: match two dictionaries by co-activation, then measure the matched pairs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..latent_cache import LatentCache
+from .coactivation import coactivation
+from .config import CrossScoringConfig, SimilarityConfig
+from .cross_scoring import CrossScores, _cross_summary
+from .matching import decoder_cosine, match, shares_decoder_space
+from .measures import _default_embed, _summary_row, explanation_table
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class SimilarityResult:
+    matched: pd.DataFrame          # one row per matched pair (co-activation matching)
+    summary: pd.DataFrame          # one row per (matching, measure)
+    matrices: dict[str, np.ndarray]  # measure -> [na, nb] (or the explained subset)
+    unmatched: int
+    decoder_matched: pd.DataFrame | None = None
+
+
+def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig | None = None,
+            explanations_a: pd.DataFrame | None = None, explanations_b: pd.DataFrame | None = None,
+            W_dec_a: np.ndarray | None = None, W_dec_b: np.ndarray | None = None,
+            cross_score: Callable[[pd.DataFrame, CrossScoringConfig], CrossScores] | None = None,
+            embed_fn: Callable[[list[str]], np.ndarray] | None = None, progress: bool = True) -> SimilarityResult:
+    """Compare the dictionaries behind two caches of the same corpus (see the module docstring).
+
+    ``cross_score`` (optional, usually a :class:`CrossScorer`) takes the matched pairs (with
+    ``explanation_a/b``) and the cross-scoring config and returns :class:`CrossScores`;
+    ``embed_fn`` defaults to :func:`autointerp.embeddings.embed`.
+    """
+    cfg = cfg or SimilarityConfig()
+    a, b = cache_a.hookpoint, cache_b.hookpoint
+    rng = np.random.default_rng(cfg.seed)
+    th = cfg.thresholds
+    co = coactivation(cache_a, cache_b, progress=progress)
+    jac = co.jaccard()
+    rows, cols = match(jac)
+    unmatched = abs(cache_a.num_latents - cache_b.num_latents)
+    matched = pd.DataFrame({
+        "hookpoint_a": a, "latent_a": rows, "hookpoint_b": b, "latent_b": cols,
+        "jaccard": jac[rows, cols], "coactivations": co.both[rows, cols],
+        "count_a": co.count_a[rows], "count_b": co.count_b[cols],
+    })
+    matrices = {"jaccard": jac}
+    perm_b = rng.permutation(cache_b.num_latents)[:len(rows)]
+    live = (co.count_a[rows] > 0) & (co.count_b[cols] > 0)
+    summary = [_summary_row("coactivation", "jaccard", matched["jaccard"].to_numpy(), th.jaccard,
+                            float(jac[rows, perm_b].mean()), cfg.seed, cfg.bootstrap,
+                            unmatched=unmatched, live_pairs=int(live.sum()))]
+
+    # decoder directions: cosine of the co-activation matches, and the decoder-matching baseline
+    decoder_matched = None
+    if shares_decoder_space(W_dec_a, W_dec_b, a, b, cfg.decoder_baseline):
+        dec = decoder_cosine(W_dec_a, W_dec_b)
+        matrices["decoder_cosine"] = dec
+        matched["decoder_cosine"] = dec[rows, cols]
+        chance = float(dec[rows, perm_b].mean())
+        summary.append(_summary_row("coactivation", "decoder_cosine", matched["decoder_cosine"].to_numpy(),
+                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, unmatched=unmatched))
+        drows, dcols = match(dec)
+        decoder_matched = pd.DataFrame({"hookpoint_a": a, "latent_a": drows, "hookpoint_b": b, "latent_b": dcols,
+                                        "decoder_cosine": dec[drows, dcols], "jaccard": jac[drows, dcols]})
+        summary.append(_summary_row("decoder", "decoder_cosine", decoder_matched["decoder_cosine"].to_numpy(),
+                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, unmatched=unmatched))
+        summary.append(_summary_row("decoder", "jaccard", decoder_matched["jaccard"].to_numpy(), th.jaccard,
+                                    float(jac[rows, perm_b].mean()), cfg.seed, cfg.bootstrap, unmatched=unmatched))
+        dmap = dict(zip(drows.tolist(), dcols.tolist()))
+        summary[-1]["agreement_with_coactivation"] = float(np.mean([dmap.get(int(r)) == int(c) for r, c in zip(rows, cols)]))
+
+    # explanations: semantic agreement of matched pairs where both have one
+    ex_a, ex_b = explanation_table(explanations_a, a), explanation_table(explanations_b, b)
+    matched["explanation_a"] = [ex_a.get(int(r)) for r in rows]
+    matched["explanation_b"] = [ex_b.get(int(c)) for c in cols]
+    if ex_a and ex_b:
+        embed_fn = embed_fn or _default_embed(cfg.embedding_model)
+        la, lb = sorted(ex_a), sorted(ex_b)
+        ea = embed_fn([ex_a[i] for i in la])
+        eb = embed_fn([ex_b[j] for j in lb])
+        cos = (ea @ eb.T).astype(np.float32)
+        matrices["explanation_cosine"] = cos
+        ia = {lat: i for i, lat in enumerate(la)}
+        ib = {lat: j for j, lat in enumerate(lb)}
+        both_mask = np.array([int(r) in ia and int(c) in ib for r, c in zip(rows, cols)], dtype=bool)
+        ec = np.full(len(rows), np.nan, dtype=np.float32)
+        if both_mask.any():
+            ec[both_mask] = [cos[ia[int(r)], ib[int(c)]] for r, c in zip(rows[both_mask], cols[both_mask])]
+        matched["explanation_cosine"] = ec
+        # chance: the same explanations paired at random (both explained, different pairing)
+        k = min(len(la), len(lb), 10000)
+        chance = float(cos[rng.permutation(len(la))[:k], rng.permutation(len(lb))[:k]].mean())
+        summary.append(_summary_row("coactivation", "explanation_cosine", ec, th.explanation_cosine, chance,
+                                    cfg.seed, cfg.bootstrap, explained_a=len(ex_a), explained_b=len(ex_b),
+                                    unmatched=unmatched))
+        if decoder_matched is not None:
+            dec_ec = np.array([cos[ia[int(r)], ib[int(c)]] if int(r) in ia and int(c) in ib else np.nan
+                               for r, c in zip(decoder_matched["latent_a"], decoder_matched["latent_b"])], dtype=np.float32)
+            decoder_matched["explanation_cosine"] = dec_ec
+            summary.append(_summary_row("decoder", "explanation_cosine", dec_ec, th.explanation_cosine, chance,
+                                        cfg.seed, cfg.bootstrap, unmatched=unmatched))
+    else:
+        log.warning("no explanations for %s: explanation-based similarity skipped",
+                    " and ".join(h for h, e in ((a, ex_a), (b, ex_b)) if not e))
+    if cross_score is not None:
+        summary.extend(_cross_summary(matched, cross_score(matched, cfg.cross_scoring), cfg))
+    summary = pd.DataFrame(summary)
+    summary.insert(0, "hookpoint_b", b)
+    summary.insert(0, "hookpoint_a", a)
+    return SimilarityResult(matched, summary, matrices, unmatched, decoder_matched)

@@ -1,0 +1,108 @@
+"""Settings of the similarity stage (``similarity:`` in ``conf/base/parameters_similarity.yml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+MEASURES = ("jaccard", "explanation_cosine", "decoder_cosine", "cross_score")
+DECODER_BASELINE = ("auto", "always", "never")
+
+
+# ------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A matched pair 'agrees' under a measure when its similarity is at least the threshold."""
+
+    jaccard: float = 0.5
+    explanation_cosine: float = 0.7
+    decoder_cosine: float = 0.7
+    cross_score: float = 0.7
+
+
+CROSS_METRICS = ("auroc", "balanced_accuracy")
+FEW_PAIRS = ("report", "skip", "error")
+
+
+@dataclass(frozen=True)
+class CrossScoringConfig:
+    """Cross-scoring: A's explanation judged by the detection scorer on B's test examples.
+
+    Explanations and examples exist only for the *sampled* latents, and the sample stage draws
+    them independently per hookpoint, so few matched pairs have both A's explanation and B's
+    examples (the *eligible* pairs; the summary always reports how many). ``max_pairs``: at most
+    this many eligible pairs are scored, highest co-activation first. ``both_ways``: also score
+    B's explanation on A's examples where that exists. ``metric``: which per-pair number is the
+    pair's ``cross_score`` (``auroc`` of P(yes), or ``balanced_accuracy``). ``min_pairs`` and
+    ``on_few_pairs``: with fewer eligible pairs than ``min_pairs``, ``report`` scores them and
+    flags the summary row (``note``) and the log, ``skip`` scores none and says so, ``error``
+    stops with how to sample the matched latents.
+    Off by default: one detection prompt per example (``score.n_activating + n_non_activating``
+    per pair and direction).
+    """
+
+    enabled: bool = False
+    max_pairs: int = 50
+    both_ways: bool = True
+    metric: str = "auroc"
+    min_pairs: int = 10
+    on_few_pairs: str = "report"
+
+    def validate(self, where: str) -> None:
+        if self.max_pairs < 1:
+            raise ConfigError(f"{where}.max_pairs must be at least 1.")
+        if self.metric not in CROSS_METRICS:
+            raise ConfigError(f"{where}.metric: '{self.metric}' is not one of {', '.join(CROSS_METRICS)}.")
+        if self.on_few_pairs not in FEW_PAIRS:
+            raise ConfigError(f"{where}.on_few_pairs: '{self.on_few_pairs}' is not one of {', '.join(FEW_PAIRS)}.")
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    """``pairs``: list of ``[hookpoint_a, hookpoint_b]`` to compare.
+
+    ``decoder_baseline``: ``auto`` runs decoder-cosine matching when both dictionaries have
+    decoders of the same width writing to the same kind of stream (both residual or both MLP
+    outputs); ``always`` whenever the widths agree; ``never`` skips it.
+    ``heatmap_latents``: how many matched latents (the most frequent) the heatmaps show.
+    ``explanations``: read each hookpoint's explanations (the explain stage) for the
+    explanation measures; false compares co-activation and decoders only.
+    ``score_comparison``: also compare the score distributions of the configured hookpoints
+    (the latents-vs-neurons experiment; needs the ``score`` stage).
+    """
+
+    pairs: list[list[str]] = field(default_factory=list)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    decoder_baseline: str = "auto"
+    explanations: bool = True
+    embedding_model: str = "all-MiniLM-L6-v2"
+    cross_scoring: CrossScoringConfig = field(default_factory=CrossScoringConfig)
+    heatmap_latents: int = 128
+    seed: int = 0
+    score_comparison: bool = False
+    score_metric: str = "balanced_accuracy"
+    bootstrap: int = 1000
+
+    def validate(self, where: str) -> None:
+        for i, p in enumerate(self.pairs or []):
+            if not isinstance(p, (list, tuple)) or len(p) != 2 or not all(isinstance(h, str) for h in p):
+                raise ConfigError(f"{where}.pairs[{i}]: expected [hookpoint_a, hookpoint_b], got {p!r}.")
+            if p[0] == p[1]:
+                raise ConfigError(f"{where}.pairs[{i}]: compares '{p[0]}' with itself; name two hookpoints.")
+        if self.decoder_baseline not in DECODER_BASELINE:
+            raise ConfigError(f"{where}.decoder_baseline: '{self.decoder_baseline}' is not one of {', '.join(DECODER_BASELINE)}.")
+        if self.heatmap_latents < 2:
+            raise ConfigError(f"{where}.heatmap_latents must be at least 2.")
+        self.cross_scoring.validate(f"{where}.cross_scoring")
+
+    def check_hookpoints(self, hookpoints: dict, where: str) -> None:
+        for i, (a, b) in enumerate(self.pairs or []):
+            for h in (a, b):
+                if h not in (hookpoints or {}):
+                    raise ConfigError(
+                        f"{where}.pairs[{i}]: hookpoint '{h}' is not in parameters: hookpoints "
+                        f"({', '.join(hookpoints or {}) or 'none'}). Add it there or fix the pair."
+                    )
