@@ -132,20 +132,28 @@ class SampleConfig:
     n_train: int = 40
     train_mode: str = "quantiles"  # quantiles (spread over the bins) | top | random
     n_test: int = 50  # spread evenly over the quantile bins
-    min_test: int = 10  # activating test windows reserved first; fewer than min_test + min_train: too_few_for_test
-    min_train: int = 10  # activating training windows a latent needs beside its min_test
+    min_test: int | None = None  # activating test windows reserved first (None: min(10, n_test))
+    min_train: int | None = None  # training windows needed beside them (None: min(10, n_train)); fewer: too_few_for_test
     seed: int = 0
     active_threshold: ActiveThreshold | None = None  # None: active when > 0
     active_thresholds: dict | None = None  # per hookpoint (its key in `hookpoints`): overrides active_threshold
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     negatives: NegativesConfig = field(default_factory=NegativesConfig)
 
+    def __post_init__(self) -> None:
+        if self.min_test is None:
+            object.__setattr__(self, "min_test", min(10, max(self.n_test, 0)))
+        if self.min_train is None:
+            object.__setattr__(self, "min_train", min(10, max(self.n_train, 0)))
+
     def validate(self, where: str) -> None:
         if self.window_len < 1 or self.n_quantiles < 1 or self.n_train < 0 or self.n_test < 0:
             raise ConfigError(f"{where}: window_len and n_quantiles must be >= 1, n_train and n_test >= 0.")
-        if not 1 <= self.min_test <= self.n_test or not 1 <= self.min_train <= self.n_train:
-            raise ConfigError(f"{where}: min_test must be between 1 and n_test ({self.n_test}) and min_train between 1 "
-                              f"and n_train ({self.n_train}); got min_test {self.min_test}, min_train {self.min_train}.")
+        for name, n in (("min_test", self.n_test), ("min_train", self.n_train)):
+            value = getattr(self, name)
+            if value is not None and not min(1, n) <= value <= n:
+                raise ConfigError(f"{where}.{name}: must be between 1 and {'n_test' if name == 'min_test' else 'n_train'} "
+                                  f"({n}), got {value}.")
         if self.active_thresholds is not None:
             from ..config import parse_config
 
