@@ -1,6 +1,8 @@
 """Cost of the score stage: tokens and seconds per latent for each scorer, the ratio between
 detection in log-probability mode and in generation mode, and the prompt tokens per latent of
-explanation + detection + fuzzing at the paper's example counts.
+explanation + detection + fuzzing at the paper's example counts, for each mode (``logprob``:
+one prompt per example; ``generation``: parsed answers, 10 examples per prompt; ``batched``:
+10 examples per plain-text request, P(yes) of each from one forward pass).
 
     python benchmarks/score.py [--latents 2] [--act 10] [--non 10]
 
@@ -27,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from autointerp.llm import LLMConfig, make_client  # noqa: E402
-from autointerp.llm.base import Generation, OptionLogprobs, Usage  # noqa: E402
+from autointerp.llm.base import Generation, OptionLogprobs, TokenLogprobs, Usage  # noqa: E402
 from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun, examples_from_frame  # noqa: E402
 from autointerp.scoring.detection import DetectionConfig, DetectionScorer  # noqa: E402
 from autointerp.scoring.fuzzing import FuzzingConfig, FuzzingScorer  # noqa: E402
@@ -52,6 +54,17 @@ class CountingClient:
     def generate(self, messages, max_tokens=None, temperature=None):
         self._count(messages)
         return [Generation("1: yes") for _ in messages]
+
+    def continuation_logprobs(self, prefixes, texts):
+        """Plain text, as the local backend sends it (BOS + prefix + text), real token strings."""
+        _, tok = self.local._load()
+        out = []
+        for p, t in zip(prefixes, texts):
+            ids = tok.encode(t, add_special_tokens=False)
+            self.usage.requests += 1
+            self.usage.prompt_tokens += 1 + len(tok.encode(p, add_special_tokens=False)) + len(ids)
+            out.append(TokenLogprobs([-0.7] * len(ids), [tok.decode([i]) for i in ids]))
+        return out
 
 
 def paper_windows(tokenizer, n: int, rng) -> list[dict]:
@@ -87,12 +100,15 @@ def part1(local) -> None:
     print("Prompt tokens per latent at the paper's counts (40 train, 50+50 test, 32-token windows):")
     print(f"  explanation (40 examples, one prompt): {expl_tokens}")
     totals = {}
-    for mode in ("generation", "logprob"):
+    for mode in ("generation", "logprob", "batched"):
         row = {}
         for name, scorer in (("detection", DetectionScorer(DetectionConfig(mode=mode))),
                              ("fuzzing", FuzzingScorer(FuzzingConfig(mode=mode)))):
             c = CountingClient(local)
-            scorer.score(explanation, examples, c, np.random.default_rng(0))
+            out = scorer.score(explanation, examples, c, np.random.default_rng(0))
+            failed = sum(r["failure"] is not None for r in out.rows)
+            if failed and mode == "batched":  # the stand-in's answers are only meant for the batched reader
+                print(f"  {mode} {name}: {failed} of {len(out.rows)} examples not read (answer positions)")
             row[name] = (c.usage.prompt_tokens, c.usage.requests)
         total = expl_tokens + sum(v[0] for v in row.values())
         totals[mode] = total

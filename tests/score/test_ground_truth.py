@@ -96,3 +96,22 @@ def test_tables_node_gives_metrics_and_plots(scored):
     assert (metrics["status"] == "ok").all() and set(metrics["explainer"]) == {"hand"}
     assert set(figs) == {"score_distributions.png", "real_vs_control.png", "recall_by_quantile.png",
                          "scorer_correlation.png"}
+
+
+def test_batched_detection_reads_every_example_with_the_real_tokenizer(ground_truth, local_client):
+    """Batched mode (16.4): 10 examples per plain-text request; every answer position is found in
+    the real tokenization and P(yes) read, at a fraction of the per-example prompts' tokens."""
+    from autointerp.scoring import examples_from_frame
+    from autointerp.scoring.detection import DetectionConfig, DetectionScorer
+
+    examples, _ = ground_truth
+    ex = examples_from_frame(examples[examples["latent"] == 0])
+    cost = {}
+    for mode in ("batched", "logprob"):
+        u0 = local_client.usage
+        out = DetectionScorer(DetectionConfig(mode=mode, examples_per_prompt=6)).score(
+            'the word "king"', ex, local_client, np.random.default_rng(0))
+        cost[mode] = (local_client.usage - u0).prompt_tokens
+        assert all(r["failure"] is None for r in out.rows) and len(out.rows) == len(ex)
+        assert all(0 <= r["score"] <= 1 for r in out.rows)
+    assert cost["batched"] < 0.6 * cost["logprob"]

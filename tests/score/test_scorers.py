@@ -94,3 +94,46 @@ def test_simulation_expected_value_matches_a_hand_computation():
     true = [0.0, 9.0, 9 * 1.0 / 4.0, 0.0, 0.0]  # true activations on the same 0..9 scale (9 = the maximum)
     predicted = [pred["a"], pred["king"], pred["said"], pred["no"], pred["one"]]
     assert out.extra["correlation"] == pytest.approx(np.corrcoef(predicted, true)[0, 1])
+
+
+class WordReader:
+    """Plain-text continuation log-probs with whitespace "tokens": log P of each answer token is a
+    known function of the text it answers (the ``Text k: ...`` line above it)."""
+
+    def __init__(self, p_yes: dict[str, float]):
+        self.p_yes, self.usage, self.calls = p_yes, Usage(), []
+
+    def continuation_logprobs(self, prefixes, texts):
+        from autointerp.llm.base import TokenLogprobs
+
+        out = []
+        for pre, text in zip(prefixes, texts):
+            self.calls.append((pre, text))
+            answered = iter(re.findall(r"Text \d+: (.*)\nFires: (Yes|No)", text))
+            toks = re.findall(r"\s*\S+", text)
+            vals = []
+            for i, t in enumerate(toks):
+                if t.strip() in ("Yes", "No") and toks[i - 1].strip() == "Fires:":
+                    line, word = next(answered)
+                    p = self.p_yes[line]
+                    vals.append(math.log(p if word == "Yes" else 1 - p))
+                else:
+                    vals.append(-1.0)
+            out.append(TokenLogprobs(vals, toks))
+        return out
+
+
+def test_batched_mode_reads_p_yes_per_example_from_one_request_per_batch():
+    from autointerp.scoring.base import yes_no_judgements
+
+    texts = [f"text number {i}" for i in range(7)]
+    truth = {t: 0.1 + 0.1 * i for i, t in enumerate(texts)}
+    client = WordReader(truth)
+    out = yes_no_judgements(client, 'Its description: "numbers".', texts, "Does it fire?", "batched", 3,
+                            rng=np.random.default_rng(0))
+    assert len(client.calls) == 3  # 7 texts, 3 per request
+    assert [s for _, s, _ in out] == pytest.approx([truth[t] for t in texts])
+    assert [p for p, _, _ in out] == [int(truth[t] > 0.5) for t in texts]
+    # the answers written in the prompts are a random mix, not all one word and not the truth
+    written = re.findall(r"Fires: (Yes|No)", "".join(t for _, t in client.calls))
+    assert len(written) == 7 and 0 < written.count("Yes") < 7

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 ACTIVATING = "activating"
 
-MODES = ("logprob", "generation")
+MODES = ("logprob", "generation", "batched")
 
 
 @dataclass
@@ -152,7 +152,8 @@ def parse_yes_no_list(text: str, n: int) -> list[int | None]:
 
 
 def yes_no_judgements(client, header: str, texts: list[str], question: str, mode: str, per_prompt: int,
-                      max_tokens_per_item: int = 6) -> list[tuple[int | None, float | None, str | None]]:
+                      max_tokens_per_item: int = 6,
+                      rng: np.random.Generator | None = None) -> list[tuple[int | None, float | None, str | None]]:
     """Ask, for every text, the yes/no ``question`` about it given ``header`` (the explanation
     and instructions, written once per prompt). Returns (prediction, P(yes) or None, failure).
 
@@ -160,6 +161,8 @@ def yes_no_judgements(client, header: str, texts: list[str], question: str, mode
     the first answer token, prediction = P(yes) > 0.5.
     ``generation``: ``per_prompt`` numbered texts per prompt; the model answers ``i: yes/no``
     per line; unreadable items are failures.
+    ``batched``: ``per_prompt`` texts per request, P(yes) per text from one forward pass
+    (:mod:`.batched`; ``rng`` draws the answers written in the prompt).
     """
     out: list[tuple[int | None, float | None, str | None]] = []
     if mode == "logprob":
@@ -172,6 +175,11 @@ def yes_no_judgements(client, header: str, texts: list[str], question: str, mode
             p = normalised_probs(lp, ["Yes", "No"])
             out.append((None, None, "no log-probabilities") if p is None else (int(p[0] > 0.5), float(p[0]), None))
         return out
+    if mode == "batched":
+        from .batched import batched_judgements
+
+        return batched_judgements(client, header, texts, question, per_prompt,
+                                  rng if rng is not None else np.random.default_rng(0))
     if mode != "generation":
         raise ValueError(f"unknown mode {mode!r}")
     chunks = [texts[i:i + per_prompt] for i in range(0, len(texts), per_prompt)]

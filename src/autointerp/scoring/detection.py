@@ -4,7 +4,9 @@ Activating test examples (every quantile) are mixed with non-activating ones. In
 mode each example is one short prompt and the score is P(yes) read from the first answer
 token (one forward pass, no generation); in ``generation`` mode ``examples_per_prompt``
 numbered examples share one prompt (the instructions and the explanation are sent once per
-prompt) and the answers ``i: yes/no`` are parsed; an unreadable answer is a failure.
+prompt) and the answers ``i: yes/no`` are parsed; an unreadable answer is a failure; in
+``batched`` mode ``examples_per_prompt`` examples share one plain-text request and P(yes) of
+each is read from the one forward pass (:mod:`.batched`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from .base import MODES, Example, Scorer, ScorerOutput, row, yes_no_judgements
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    mode: str = "logprob"  # logprob | generation
-    examples_per_prompt: int = 10  # generation mode only
+    mode: str = "logprob"  # logprob | generation | batched (several examples per request, P(yes) each)
+    examples_per_prompt: int = 10  # generation and batched modes
 
     def validate(self, where: str) -> None:
         if self.mode not in MODES:
@@ -41,5 +43,6 @@ class DetectionScorer(Scorer):
         order = rng.permutation(len(examples))  # activating and non-activating mixed within prompts
         shuffled = [examples[i] for i in order]
         judged = yes_no_judgements(client, detection_header(explanation or ""), [e.text() for e in shuffled],
-                                   "Does the feature fire on this text?", self.cfg.mode, self.cfg.examples_per_prompt)
+                                   "Does the feature fire on this text?", self.cfg.mode, self.cfg.examples_per_prompt,
+                                   rng=rng)
         return ScorerOutput([row(e, p, s, f) for e, (p, s, f) in zip(shuffled, judged)])

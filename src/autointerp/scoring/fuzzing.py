@@ -10,7 +10,8 @@ example with no such token cannot be fuzzed honestly, so it is left out and coun
 Every example draws its own marks from the one generator passed in (never reseeded per
 example, unlike the reference implementation, whose "random" marks repeat); the runner
 passes the same generator for real and shuffled explanations, so both see the same marks.
-Modes as in detection: P(yes) per example (``logprob``), or parsed batches (``generation``).
+Modes as in detection: P(yes) per example (``logprob``), parsed batches (``generation``), or
+P(yes) per example from batched requests (``batched``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .base import MODES, Example, Scorer, ScorerOutput, row, yes_no_judgements
 
 @dataclass(frozen=True)
 class FuzzingConfig:
-    mode: str = "logprob"  # logprob | generation
-    examples_per_prompt: int = 10  # generation mode only
+    mode: str = "logprob"  # logprob | generation | batched (several examples per request, P(yes) each)
+    examples_per_prompt: int = 10  # generation and batched modes
     mark_threshold: float = 0.0  # a token is truly activating when activation > threshold * example max
     max_marks: int = 5  # at most this many (strongest) tokens are marked
 
@@ -102,7 +103,7 @@ class FuzzingScorer(Scorer):
             return ScorerOutput([], {"n_skipped": skipped})
         judged = yes_no_judgements(client, HEADER.format(explanation=explanation or ""),
                                    [e.text(m) for e, m, _ in items], QUESTION, self.cfg.mode,
-                                   self.cfg.examples_per_prompt)
+                                   self.cfg.examples_per_prompt, rng=rng)
         rows = []
         for (e, marks, label), (p, s, f) in zip(items, judged):
             r = row(e, p, s, f, marks=[int(m) for m in marks])

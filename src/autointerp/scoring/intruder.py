@@ -25,8 +25,8 @@ class IntruderConfig:
     n_trials: int = 5
 
     def validate(self, where: str) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"{where}.mode: unknown mode '{self.mode}'. Use one of {list(MODES)}.")
+        if self.mode not in MODES[:2]:
+            raise ConfigError(f"{where}.mode: unknown mode '{self.mode}'. Use one of {list(MODES[:2])}.")
         if not 2 <= self.n_activating <= 8:
             raise ConfigError(f"{where}.n_activating must be between 2 and 8.")
 
