@@ -80,37 +80,13 @@ def _refused(e: BaseException) -> bool:
     return False
 
 
-SHARD = 8  # worker threads per SDK client: its connection pool is scanned for every request
-
-
 class _Endpoint:
-    """One server. Its requests are spread over several SDK clients (made when first used), each
-    serving at most ``SHARD`` worker threads: an HTTP connection pool scans all its connections
-    for every request, which at 64 connections costs more than the request itself."""
+    """One server: its SDK client (one HTTP connection pool) and its load."""
 
-    def __init__(self, url: str, make, n_shards: int):
-        self.url, self._make = url, make
-        self._shards: list = [None] * n_shards
-        self._lock = threading.Lock()
+    def __init__(self, url: str, client):
+        self.url, self.client = url, client
         self.in_flight = self.served = 0
         self.dead_until = 0.0
-
-    def client(self, worker: int):
-        i = worker % len(self._shards)
-        c = self._shards[i]
-        if c is None:
-            with self._lock:
-                c = self._shards[i]
-                if c is None:
-                    c = self._shards[i] = self._make()
-        return c
-
-    def close(self) -> None:
-        with self._lock:
-            shards, self._shards = self._shards, [None] * len(self._shards)
-        for c in shards:
-            if c is not None:
-                c.close()
 
 
 class _Batch:
@@ -126,18 +102,11 @@ class OpenAIClient(LLMClient):
     def __init__(self, cfg: LLMConfig, cache=None, credentials: dict | None = None):
         super().__init__(cfg, cache)
         key = resolve_api_key(cfg, credentials)
-        n_shards = -(-cfg.max_concurrency // SHARD)
-
-        def maker(url):
-            return lambda: openai.OpenAI(api_key=key, base_url=url, timeout=cfg.timeout, max_retries=0)
-
-        self._endpoints = [_Endpoint(u, maker(u), n_shards) for u in cfg.base_urls]
-        self._endpoints[0].client(0)  # the first SDK client now: a bad URL fails here, not in a worker
+        self._endpoints = [_Endpoint(u, openai.OpenAI(api_key=key, base_url=u, timeout=cfg.timeout, max_retries=0))
+                           for u in cfg.base_urls]
         self._rr = itertools.count()
         self._ep_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._worker = threading.local()
-        self._workers = itertools.count()
 
     def __getstate__(self):  # never pickle the key along
         raise TypeError("an OpenAIClient holds an API key and is not picklable; build it with make_client in the node")
@@ -152,7 +121,7 @@ class OpenAIClient(LLMClient):
             self._pool.shutdown(wait=True)
             self._pool = None
         for ep in self._endpoints:
-            ep.close()
+            ep.client.close()
         super().close()
 
     # ------------------------------------------------------------------ request machinery
@@ -195,12 +164,6 @@ class OpenAIClient(LLMClient):
             ep.in_flight += 1
             return ep
 
-    def _worker_index(self) -> int:
-        i = getattr(self._worker, "i", None)
-        if i is None:
-            i = self._worker.i = next(self._workers)
-        return i
-
     def _any_live(self, besides: _Endpoint) -> bool:
         now = time.monotonic()
         return any(ep is not besides and ep.dead_until <= now for ep in self._endpoints)
@@ -217,7 +180,7 @@ class OpenAIClient(LLMClient):
             ep = self._pick()
             try:
                 try:
-                    data = fn(ep.client(self._worker_index()))
+                    data = fn(ep.client)
                 finally:
                     with self._ep_lock:
                         ep.in_flight -= 1
