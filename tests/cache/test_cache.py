@@ -28,15 +28,23 @@ def tokens(model_and_tokenizer):
     from autointerp.corpus import CorpusConfig, CorpusSource, tokenize_corpus
 
     _, tok = model_and_tokenizer
-    return tokenize_corpus(CorpusConfig(sources=[CorpusSource("python_docs", max_documents=300)], ctx_len=32, n_tokens=48 * 32), tok)
+    return tokenize_corpus(
+        CorpusConfig(sources=[CorpusSource("python_docs", max_documents=300)], ctx_len=32, n_tokens=48 * 32), tok
+    )
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tokens):
     root = tmp_path_factory.mktemp("cache")
     random_sae(root / "saes" / "layers.1")
-    job = CacheJob("layers.1", tokens, ModelConfig(batch_size=8),
-                   DictionaryConfig("sparsify", str(root / "saes")), CacheConfig(chunk_contexts=16, shard_size=100), progress=False)
+    job = CacheJob(
+        "layers.1",
+        tokens,
+        ModelConfig(batch_size=8),
+        DictionaryConfig("sparsify", str(root / "saes")),
+        CacheConfig(chunk_contexts=16, shard_size=100),
+        progress=False,
+    )
     job.run(root / "cache")
     return job, LatentCache(root / "cache")
 
@@ -132,8 +140,11 @@ def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path, tokens):
     random_sae(tmp_path / "saes" / "layers.1")
     script = tmp_path / "run.py"
     script.write_text(RESUME_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "tokens.npy"), str(tmp_path), "slow"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "tokens.npy"), str(tmp_path), "slow"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -146,8 +157,12 @@ def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path, tokens):
     assert 2 <= len(done_before) < 6
     with pytest.raises(AutointerpError, match="incomplete"):
         LatentCache(tmp_path / "cache")
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "tokens.npy"), str(tmp_path)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "tokens.npy"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "done" in out.stdout
     cache = LatentCache(tmp_path / "cache")
     after = {p.name: p.stat().st_mtime_ns for p in chunks.iterdir()}
@@ -155,8 +170,14 @@ def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path, tokens):
     assert all(after[n] == t for n, t in done_before.items())  # finished chunks were not redone
     # and the resumed cache equals one built in a single go (in this process)
     fresh = tmp_path / "fresh"
-    CacheJob("layers.1", tokens, ModelConfig(), DictionaryConfig("sparsify", str(tmp_path / "saes")),
-             CacheConfig(chunk_contexts=8, shard_size=128), progress=False).run(fresh)
+    CacheJob(
+        "layers.1",
+        tokens,
+        ModelConfig(),
+        DictionaryConfig("sparsify", str(tmp_path / "saes")),
+        CacheConfig(chunk_contexts=8, shard_size=128),
+        progress=False,
+    ).run(fresh)
     ref = LatentCache(fresh)
     for a, b in zip(cache.iter_shards(), ref.iter_shards(), strict=True):
         np.testing.assert_array_equal(a.tokens, b.tokens)

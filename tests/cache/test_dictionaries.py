@@ -56,8 +56,16 @@ def np_reference(w, x, arch, k=None, subtract=True):
 def test_sparsify_roundtrip(tmp_path, model_and_tokenizer):
     model, _ = model_and_tokenizer
     w = weights()
-    coder = SparseCoder(w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"], k=8, hookpoint="layers.3",
-                        reads=("layers.3", "output"), writes=("layers.3", "output"))
+    coder = SparseCoder(
+        w["W_enc"],
+        w["b_enc"],
+        w["W_dec"],
+        w["b_dec"],
+        k=8,
+        hookpoint="layers.3",
+        reads=("layers.3", "output"),
+        writes=("layers.3", "output"),
+    )
     save_sparsify(coder, tmp_path / "layers.3")
     cfg = json.loads((tmp_path / "layers.3" / "cfg.json").read_text())
     assert cfg["k"] == 8 and cfg["num_latents"] == N
@@ -72,8 +80,13 @@ def test_sparsify_roundtrip(tmp_path, model_and_tokenizer):
 def test_sparsify_skip_transcoder_reads_mlp_input(tmp_path, model_and_tokenizer):
     model, _ = model_and_tokenizer
     w = weights()
-    tensors = {"encoder.weight": w["W_enc"].T.contiguous(), "encoder.bias": w["b_enc"], "W_dec": w["W_dec"],
-               "b_dec": w["b_dec"], "W_skip": torch.eye(D) * 0.5}
+    tensors = {
+        "encoder.weight": w["W_enc"].T.contiguous(),
+        "encoder.bias": w["b_enc"],
+        "W_dec": w["W_dec"],
+        "b_dec": w["b_dec"],
+        "W_skip": torch.eye(D) * 0.5,
+    }
     folder = tmp_path / "layers.3.mlp"
     folder.mkdir()
     save_file(tensors, str(folder / "sae.safetensors"))
@@ -82,7 +95,9 @@ def test_sparsify_skip_transcoder_reads_mlp_input(tmp_path, model_and_tokenizer)
     assert d.reads == ("layers.3.mlp", "input") and d.writes == ("layers.3.mlp", "output")
     x = x_batch()
     # transcoders do not subtract b_dec from their input
-    np.testing.assert_allclose(d.encode(x).numpy(), np_reference(w, x, "topk", k=4, subtract=False), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        d.encode(x).numpy(), np_reference(w, x, "topk", k=4, subtract=False), rtol=1e-4, atol=1e-4
+    )
     recon = d.decode(d.encode(x), x)
     assert torch.allclose(recon - d.decode(d.encode(x)), 0.5 * x, atol=1e-4)
 
@@ -92,8 +107,14 @@ def test_saelens_architectures(tmp_path, model_and_tokenizer, arch, ref):
     model, _ = model_and_tokenizer
     w = weights(seed=3)
     save_file({k: v.contiguous() for k, v in w.items()}, str(tmp_path / "sae_weights.safetensors"))
-    cfg = {"architecture": arch, "d_in": D, "d_sae": N, "hook_name": "blocks.3.hook_resid_post",
-           "apply_b_dec_to_input": True, "activation_fn_kwargs": {"k": 6} if arch == "topk" else {}}
+    cfg = {
+        "architecture": arch,
+        "d_in": D,
+        "d_sae": N,
+        "hook_name": "blocks.3.hook_resid_post",
+        "apply_b_dec_to_input": True,
+        "activation_fn_kwargs": {"k": 6} if arch == "topk" else {},
+    }
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     d = load_dictionary(DictionaryConfig("saelens", str(tmp_path)), "layers.3", model)
     x = x_batch()
@@ -103,8 +124,11 @@ def test_saelens_architectures(tmp_path, model_and_tokenizer, arch, ref):
 def test_saelens_gated(tmp_path):
     w = weights(seed=4)
     g = torch.Generator().manual_seed(5)
-    extra = {"b_gate": torch.randn(N, generator=g) * 0.1, "r_mag": torch.randn(N, generator=g) * 0.1,
-             "b_mag": torch.randn(N, generator=g) * 0.1}
+    extra = {
+        "b_gate": torch.randn(N, generator=g) * 0.1,
+        "r_mag": torch.randn(N, generator=g) * 0.1,
+        "b_mag": torch.randn(N, generator=g) * 0.1,
+    }
     save_file({**{k: v for k, v in w.items() if k != "b_enc"}, **extra}, str(tmp_path / "sae_weights.safetensors"))
     (tmp_path / "cfg.json").write_text(json.dumps({"architecture": "gated", "apply_b_dec_to_input": True}))
     d = load_dictionary(DictionaryConfig("saelens", str(tmp_path)), "layers.3")
@@ -121,7 +145,9 @@ def test_gemmascope_npz(tmp_path, model_and_tokenizer):
     np.savez(tmp_path / "params.npz", **{k: v.numpy() for k, v in w.items()})
     d = load_dictionary(DictionaryConfig("gemmascope", str(tmp_path)), "layers.3", model)
     x = x_batch()
-    np.testing.assert_allclose(d.encode(x).numpy(), np_reference(w, x, "jumprelu", subtract=False), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        d.encode(x).numpy(), np_reference(w, x, "jumprelu", subtract=False), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_gemmascope_refuses_pickles(tmp_path):
@@ -180,7 +206,10 @@ def test_forward_stops_after_deepest_hookpoint(model_and_tokenizer):
 
     model, _ = model_and_tokenizer
     ran = []
-    handles = [layer.register_forward_hook(lambda m, a, o, i=i: ran.append(i)) for i, layer in enumerate(base_model(model).layers)]
+    handles = [
+        layer.register_forward_hook(lambda m, a, o, i=i: ran.append(i))
+        for i, layer in enumerate(base_model(model).layers)
+    ]
     try:
         out = run_to_capture(model, torch.tensor([[1, 2, 3, 4]]), [("layers.2", "output"), ("layers.1.mlp", "input")])
     finally:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,12 +12,6 @@ import yaml
 from autointerp.dictionaries import random_topk_coder, save_sparsify
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def kedro(*args, cwd=ROOT, timeout=600):
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "kedro", "run", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def write_sae(folder, d=576, n=256, k=8):
@@ -40,7 +31,7 @@ def conf_copy(tmp_path, edit):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, kedro):
     root = tmp_path_factory.mktemp("kedro_cache")
     write_sae(root / "06_models" / "saes" / "layers.2")
     out = kedro("--env", "test", "--pipelines", "cache", "--params", f"data_root={root}")
@@ -61,8 +52,10 @@ def test_cache_run_writes_every_hookpoint(run):
 def test_one_forward_caches_every_hookpoint_of_the_run(run):
     # the shared node wrote both caches in one pass: one throughput, measured once, for both
     root, _ = run
-    metas = [json.loads((root / "03_primary" / "latents" / ns / "meta.json").read_text())
-             for ns in ("layers_2", "layers_2_mlp")]
+    metas = [
+        json.loads((root / "03_primary" / "latents" / ns / "meta.json").read_text())
+        for ns in ("layers_2", "layers_2_mlp")
+    ]
     assert metas[0]["tokens_per_s"] == metas[1]["tokens_per_s"]
 
 
@@ -87,14 +80,22 @@ def test_mlflow_records_params_and_cache_statistics(run):
     assert 0 < data.metrics["cache.layers.2.mlp.mean_l0"] <= 32
 
 
-def test_namespace_runs_one_hookpoint_and_rerun_reuses(run, tmp_path):
+def test_namespace_runs_one_hookpoint_and_rerun_reuses(run, tmp_path, kedro):
     root, _ = run
     shutil.copytree(root, tmp_path / "r")
     target = tmp_path / "r" / "03_primary" / "latents"
     shutil.rmtree(target / "layers_2_mlp")
     before = {p: p.stat().st_mtime_ns for p in (target / "layers_2").rglob("*.safetensors")}
-    out = kedro("--env", "test", "--pipelines", "cache", "--namespaces", "layers_2_mlp",
-                "--params", f"data_root={tmp_path / 'r'}")
+    out = kedro(
+        "--env",
+        "test",
+        "--pipelines",
+        "cache",
+        "--namespaces",
+        "layers_2_mlp",
+        "--params",
+        f"data_root={tmp_path / 'r'}",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (target / "layers_2_mlp" / "meta.json").exists()
     assert before == {p: p.stat().st_mtime_ns for p in (target / "layers_2").rglob("*.safetensors")}
@@ -109,34 +110,56 @@ def _expect_user_error(out, *fragments):
         assert f in errors[0], errors[0]
 
 
-def test_unknown_config_key(tmp_path):
+def test_unknown_config_key(tmp_path, kedro):
     out = kedro("--env", "test", "--pipelines", "cache", "--params", f"data_root={tmp_path},cache.chunk_size=3")
     _expect_user_error(out, "parameters: cache", "unknown key 'chunk_size'", "chunk_contexts")
 
 
-def test_missing_model_path(tmp_path):
-    out = kedro("--env", "test", "--pipelines", "cache",
-                "--params", f"data_root={tmp_path},model.name_or_path=/nowhere/model.gguf")
+def test_missing_model_path(tmp_path, kedro):
+    out = kedro(
+        "--env",
+        "test",
+        "--pipelines",
+        "cache",
+        "--params",
+        f"data_root={tmp_path},model.name_or_path=/nowhere/model.gguf",
+    )
     _expect_user_error(out, "/nowhere/model.gguf", "does not exist")
 
 
-def test_empty_corpus(tmp_path):
+def test_empty_corpus(tmp_path, kedro):
     (tmp_path / "empty.txt").write_text("   \n")
 
     def edit(p):
         p["corpus"]["sources"] = [{"kind": "text_files", "path": str(tmp_path / "empty.txt")}]
 
-    out = kedro("--env", "test", "--pipelines", "cache", "--conf-source", str(conf_copy(tmp_path, edit)),
-                "--params", f"data_root={tmp_path}")
+    out = kedro(
+        "--env",
+        "test",
+        "--pipelines",
+        "cache",
+        "--conf-source",
+        str(conf_copy(tmp_path, edit)),
+        "--params",
+        f"data_root={tmp_path}",
+    )
     _expect_user_error(out, "corpus is empty")
 
 
-def test_unknown_hookpoint(tmp_path):
+def test_unknown_hookpoint(tmp_path, kedro):
     # width mismatches and truncated files give their messages in test_dictionaries.py; here the
     # whole path from a node's error to one line on the command line
     def edit(p):
         p["hookpoints"] = {"layers.99": {"format": "neurons"}}
 
-    out = kedro("--env", "test", "--pipelines", "cache", "--conf-source", str(conf_copy(tmp_path, edit)),
-                "--params", f"data_root={tmp_path}")
+    out = kedro(
+        "--env",
+        "test",
+        "--pipelines",
+        "cache",
+        "--conf-source",
+        str(conf_copy(tmp_path, edit)),
+        "--params",
+        f"data_root={tmp_path}",
+    )
     _expect_user_error(out, "unknown hookpoint 'layers.99'", "layers.29")

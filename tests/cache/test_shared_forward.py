@@ -24,8 +24,9 @@ def tokens(model_and_tokenizer):
     from autointerp.corpus import CorpusConfig, CorpusSource, tokenize_corpus
 
     _, tok = model_and_tokenizer
-    return tokenize_corpus(CorpusConfig(sources=[CorpusSource("python_docs", max_documents=200)], ctx_len=32,
-                                        n_tokens=24 * 32), tok)
+    return tokenize_corpus(
+        CorpusConfig(sources=[CorpusSource("python_docs", max_documents=200)], ctx_len=32, n_tokens=24 * 32), tok
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +38,17 @@ def saes(tmp_path_factory):
 
 
 def jobs(tokens, saes, hookpoints=HOOKPOINTS, **dicts):
-    return {h.replace(".", "_"): CacheJob(h, tokens, ModelConfig(batch_size=4),
-                                          dicts.get(h.replace(".", "_"), DictionaryConfig("sparsify", str(saes))),
-                                          CacheConfig(chunk_contexts=8, shard_size=100), progress=False)
-            for h in hookpoints}
+    return {
+        h.replace(".", "_"): CacheJob(
+            h,
+            tokens,
+            ModelConfig(batch_size=4),
+            dicts.get(h.replace(".", "_"), DictionaryConfig("sparsify", str(saes))),
+            CacheConfig(chunk_contexts=8, shard_size=100),
+            progress=False,
+        )
+        for h in hookpoints
+    }
 
 
 class Forwards:
@@ -87,8 +95,9 @@ def test_one_forward_per_batch_gives_the_caches_of_separate_runs(tmp_path, token
     assert fw.n == 0
 
 
-def test_interrupted_run_resumes_at_first_unfinished_chunk_of_any_hookpoint(tmp_path, tokens, saes,
-                                                                            model_and_tokenizer, monkeypatch):
+def test_interrupted_run_resumes_at_first_unfinished_chunk_of_any_hookpoint(
+    tmp_path, tokens, saes, model_and_tokenizer, monkeypatch
+):
     model, _ = model_and_tokenizer
     todo = jobs(tokens, saes)
     # layers_0 is complete from an earlier run; the run of all three is stopped while writing
@@ -119,12 +128,15 @@ def test_interrupted_run_resumes_at_first_unfinished_chunk_of_any_hookpoint(tmp_
         assert_same_cache(LatentCache(tmp_path / name), LatentCache(tmp_path / "ref" / name))
 
 
-@pytest.mark.parametrize(("bad", "fragments"), [
-    ({"format": "sparsify", "width": 512}, ["hookpoints.layers.1.mlp", "width 512", "width 576", "Fix or remove"]),
-    ({"format": "sparsify", "path": "missing"}, ["hookpoints.layers.1.mlp", "does not exist"]),
-    ({"format": "neurons", "hookpoint": "layers.77"}, ["hookpoints.layers.1.mlp", "unknown hookpoint 'layers.77'"]),
-    ({"format": "sparsify", "truncated": True}, ["hookpoints.layers.1.mlp", "truncated", "sae.safetensors"]),
-])
+@pytest.mark.parametrize(
+    ("bad", "fragments"),
+    [
+        ({"format": "sparsify", "width": 512}, ["hookpoints.layers.1.mlp", "width 512", "width 576", "Fix or remove"]),
+        ({"format": "sparsify", "path": "missing"}, ["hookpoints.layers.1.mlp", "does not exist"]),
+        ({"format": "neurons", "hookpoint": "layers.77"}, ["hookpoints.layers.1.mlp", "unknown hookpoint 'layers.77'"]),
+        ({"format": "sparsify", "truncated": True}, ["hookpoints.layers.1.mlp", "truncated", "sae.safetensors"]),
+    ],
+)
 def test_a_wrong_dictionary_fails_before_the_first_forward(tmp_path, tokens, saes, model_and_tokenizer, bad, fragments):
     model, _ = model_and_tokenizer
     path = tmp_path / "bad"
@@ -134,8 +146,11 @@ def test_a_wrong_dictionary_fails_before_the_first_forward(tmp_path, tokens, sae
         save_sparsify(random_topk_coder(576, 64, 8), path / "layers.1.mlp")
         f = path / "layers.1.mlp" / "sae.safetensors"
         f.write_bytes(f.read_bytes()[:1000])
-    cfg = DictionaryConfig(bad["format"], None if bad["format"] == "neurons" else str(bad.get("path") and tmp_path / bad["path"] or path),
-                           hookpoint=bad.get("hookpoint"))
+    cfg = DictionaryConfig(
+        bad["format"],
+        None if bad["format"] == "neurons" else str(bad.get("path") and tmp_path / bad["path"] or path),
+        hookpoint=bad.get("hookpoint"),
+    )
     todo = jobs(tokens, saes, layers_1_mlp=cfg)  # the last of three hookpoints is wrong
     with Forwards(model) as fw, pytest.raises(ConfigError) as e:
         HookpointCaches(todo).run(tmp_path / "caches")
@@ -160,7 +175,9 @@ def test_topk_blocks_is_exact():
 def test_changed_fingerprint_is_rebuilt_in_a_shared_run(tmp_path, tokens, saes):
     todo = jobs(tokens, saes, hookpoints=HOOKPOINTS[:2])
     HookpointCaches(todo).run(tmp_path)
-    changed = dict(todo, layers_1=dataclasses.replace(todo["layers_1"], cache=CacheConfig(chunk_contexts=8, shard_size=50)))
+    changed = dict(
+        todo, layers_1=dataclasses.replace(todo["layers_1"], cache=CacheConfig(chunk_contexts=8, shard_size=50))
+    )
     HookpointCaches(changed).run(tmp_path)
     assert json.loads((tmp_path / "layers_1" / "meta.json").read_text())["shard_size"] == 50
     assert LatentCache(tmp_path / "layers_1").meta["fingerprint"] == changed["layers_1"].fingerprint()

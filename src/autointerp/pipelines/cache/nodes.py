@@ -37,8 +37,9 @@ def cache_job(tokens: np.ndarray, model: dict, hookpoints: dict, cache: dict, ho
     )
 
 
-def cache_hookpoints(tokens: np.ndarray, trained_saes, model: dict, hookpoints: dict, cache: dict, *,
-                     folders: dict[str, str]) -> HookpointCaches:
+def cache_hookpoints(
+    tokens: np.ndarray, trained_saes, model: dict, hookpoints: dict, cache: dict, *, folders: dict[str, str]
+) -> HookpointCaches:
     """The lazy job caching every hookpoint of ``folders`` (cache folder -> hookpoint) from one
     forward pass per batch; the ``latent_caches`` dataset runs it, resuming unfinished chunks.
 
@@ -47,8 +48,9 @@ def cache_hookpoints(tokens: np.ndarray, trained_saes, model: dict, hookpoints: 
     return HookpointCaches({folder: cache_job(tokens, model, hookpoints, cache, h) for folder, h in folders.items()})
 
 
-def cache_latents(tokens: np.ndarray, trained_saes, model: dict, hookpoints: dict, cache: dict, latent_caches=None,
-                  *, hookpoint: str) -> CacheJob:
+def cache_latents(
+    tokens: np.ndarray, trained_saes, model: dict, hookpoints: dict, cache: dict, latent_caches=None, *, hookpoint: str
+) -> CacheJob:
     """The lazy job that the hookpoint's latent-cache dataset runs, resuming any unfinished chunks.
 
     After ``cache_hookpoints`` (``latent_caches``) it finds the cache complete; in a run of this

@@ -31,19 +31,36 @@ def corpus_pipeline() -> Pipeline:
 
 def shared_forward_pipeline(hookpoints: list[str]) -> Pipeline:
     folders = {namespace(h): h for h in hookpoints}
-    return Pipeline([Node(bind(nodes.cache_hookpoints, folders=folders), ["corpus_tokens", "trained_saes", *PARAMS],
-                          "latent_caches", name="cache_hookpoints")])
+    return Pipeline(
+        [
+            Node(
+                bind(nodes.cache_hookpoints, folders=folders),
+                ["corpus_tokens", "trained_saes", *PARAMS],
+                "latent_caches",
+                name="cache_hookpoints",
+            )
+        ]
+    )
 
 
 def hookpoint_pipeline(hookpoint: str) -> Pipeline:
     ns = namespace(hookpoint)
     return Pipeline(
         [
-            Node(bind(nodes.cache_latents, hookpoint=hookpoint),
-                 ["corpus_tokens", "trained_saes", *PARAMS, "latent_caches"],
-                 f"{ns}.latent_cache", name="cache_latents", namespace=ns),
-            Node(bind(nodes.cache_metrics, hookpoint=hookpoint), f"{ns}.latent_cache",
-                 f"{ns}.cache_metrics", name="cache_metrics", namespace=ns),
+            Node(
+                bind(nodes.cache_latents, hookpoint=hookpoint),
+                ["corpus_tokens", "trained_saes", *PARAMS, "latent_caches"],
+                f"{ns}.latent_cache",
+                name="cache_latents",
+                namespace=ns,
+            ),
+            Node(
+                bind(nodes.cache_metrics, hookpoint=hookpoint),
+                f"{ns}.latent_cache",
+                f"{ns}.cache_metrics",
+                name="cache_metrics",
+                namespace=ns,
+            ),
         ],
     )
 
