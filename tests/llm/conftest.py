@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import collections
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # also loaded by path from other test folders
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback import echo_body  # noqa: E402
 
 
 class FakeServer:
@@ -104,20 +110,7 @@ class FakeServer:
             return h._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": self.model,
                                  "choices": [{"index": 0, "text": text + " x", "finish_reason": "length",
                                               "logprobs": None}], "usage": usage})
-        toks, offs, pos = [], [], 0
-        for part in text.split(" "):
-            t = part if not toks else " " + part
-            toks.append(t)
-            offs.append(pos)
-            pos += len(t)
-        lps = [None] + [-float(len(t)) for t in toks[1:]]
-        toks.append(" x")
-        offs.append(pos)
-        lps.append(-1.0)
-        lp = {"tokens": toks, "token_logprobs": lps, "text_offset": offs, "top_logprobs": None}
-        return h._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": self.model,
-                             "choices": [{"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": lp}],
-                             "usage": usage})
+        return h._send(200, echo_body(self.model, text))
 
 
 @pytest.fixture
