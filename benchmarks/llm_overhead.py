@@ -191,9 +191,11 @@ class ThreadProfiles:
         return "\n".join(out)
 
 
-def run_once(llm, url: str, examples: pd.DataFrame, concurrency: int) -> dict:
+def run_once(llm, url: str, examples: pd.DataFrame, concurrency: int, mode: str) -> dict:
     from autointerp.explainers import ExplainConfig, ExplainJob, read_explanations
     from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun
+    from autointerp.scoring.detection import DetectionConfig
+    from autointerp.scoring.fuzzing import FuzzingConfig
 
     n = int(examples["latent"].nunique())
     with tempfile.TemporaryDirectory() as d:
@@ -205,7 +207,8 @@ def run_once(llm, url: str, examples: pd.DataFrame, concurrency: int) -> dict:
                                                            progress=False), client=client).run(Path(d) / "explain")
         explanations = read_explanations(Path(d) / "explain")
         t1 = time.perf_counter()
-        score = ScoreConfig(scorers=["detection", "fuzzing"], control=False, n_activating=50, n_non_activating=50)
+        score = ScoreConfig(scorers=["detection", "fuzzing"], control=False, n_activating=50, n_non_activating=50,
+                            detection=DetectionConfig(mode=mode), fuzzing=FuzzingConfig(mode=mode))
         ScoreJob(HOOKPOINT, examples, explanations, score, client=client, progress=False).run(Path(d) / "score")
         t2 = time.perf_counter()
         cpu = time.process_time() - cpu0
@@ -246,7 +249,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--before", default=BEFORE, help="git revision of the client to compare with, or 'none'")
     ap.add_argument("--profile", action="store_true", help="profile one more run of the current client")
+    ap.add_argument("--mode", default=None, help="detection and fuzzing mode (default: the score stage's default; "
+                    "e.g. logprob, batched)")
     a = ap.parse_args()
+    if a.mode is None:
+        from autointerp.scoring.detection import DetectionConfig
+
+        a.mode = DetectionConfig().mode
 
     examples = synthetic_examples(a.latents)
     clients = {"current": current_llm()}
@@ -256,14 +265,14 @@ def main() -> None:
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             print(f"(no 'before' client: cannot read revision {a.before} from git: {e})")
     print(f"{a.latents} synthetic latents at the paper's counts (40 train, 50+50 test, 32-token windows); "
-          f"explanation + detection + fuzzing (log-prob mode), concurrency {a.concurrency}, response cache on; "
+          f"explanation + detection + fuzzing ({a.mode} mode), concurrency {a.concurrency}, response cache on; "
           f"{os.cpu_count()} CPUs; server in its own process")
     results: dict[str, list[dict]] = {k: [] for k in clients}
     with ServerProcess() as server:
-        run_once(clients["current"], server.url, synthetic_examples(2, seed=1), a.concurrency)  # warm-up
+        run_once(clients["current"], server.url, synthetic_examples(2, seed=1), a.concurrency, a.mode)  # warm-up
         for rep in range(a.repeats):
             for label in (list(clients) if rep % 2 == 0 else list(clients)[::-1]):
-                r = run_once(clients[label], server.url, examples, a.concurrency)
+                r = run_once(clients[label], server.url, examples, a.concurrency, a.mode)
                 results[label].append(r)
                 show(label, r)
         n_req = results["current"][0]["requests"]
@@ -275,7 +284,7 @@ def main() -> None:
               f"the pipeline's own share of the current wall time: {max(0.0, 1 - bare_wall / wall):.0%}")
         if a.profile:
             with ThreadProfiles() as prof:
-                r = run_once(clients["current"], server.url, examples, a.concurrency)
+                r = run_once(clients["current"], server.url, examples, a.concurrency, a.mode)
             show("profiled", r)
     med = {k: statistics.median(x["latents_s"] for x in v) for k, v in results.items()}
     print("median latents/s: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + " (target >= 5 on 2 cores)")

@@ -8,7 +8,8 @@ Used by the soak test (tests/llm/test_soak.py) and the overhead benchmark
 check that every result is the one the server sent for that request:
 - chat completions: ``answer_text(text)``; with ``logprobs`` the first token is "Yes" and its
   ``top_logprobs`` list Yes/No spellings with probabilities ``yes_probability(text)``;
-- completions with ``echo``: whitespace "tokens" with offsets and made-up log-probabilities.
+- completions with ``echo``: word "tokens" (with the whitespace before them), offsets and
+  made-up log-probabilities (``echo_body``).
 
 A fault is drawn per (request text, attempt number) from a seeded hash, so the same run
 injects the same faults whatever the thread scheduling. Every request that reaches the server
@@ -25,6 +26,7 @@ import collections
 import hashlib
 import json
 import math
+import re
 import threading
 
 FAULTS = ("429", "500", "timeout", "drop")
@@ -72,12 +74,13 @@ def chat_body(model: str, text: str, body: dict) -> dict:
 
 
 def echo_body(model: str, text: str) -> dict:
-    toks, offs, pos = [], [], 0
-    for part in text.split(" "):
-        t = part if not toks else " " + part
-        toks.append(t)
-        offs.append(pos)
-        pos += len(t)
+    """Prompt log-probabilities of ``text``: "tokens" are words with the whitespace before them
+    (``"The", " cat", "\\n\\nText"``), log P(token) = -len(token); the first token has none."""
+    toks = re.findall(r"\s*\S+|\s+$", text) or [text]
+    offs = [0]
+    for t in toks[:-1]:
+        offs.append(offs[-1] + len(t))
+    pos = offs[-1] + len(toks[-1])
     lps = [None] + [-float(len(t)) for t in toks[1:]]
     toks.append(" x")
     offs.append(pos)
@@ -158,12 +161,12 @@ class LoopbackServer:
                     status, out = 404, {"error": {"message": "no such route"}}
                 payload = json.dumps(out).encode()
                 extra = "Retry-After: 0\r\n" if status == 429 else ""
-                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
-                             f"\r\n{extra}\r\n".encode() + payload)
-                with self.lock:
+                with self.lock:  # counted before the client can see the answer
                     self.outcomes["ok" if status == 200 else str(status)] += 1
                     if status == 200:
                         self.ok_texts[text] += 1
+                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
+                             f"\r\n{extra}\r\n".encode() + payload)
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError, ValueError):
             pass
