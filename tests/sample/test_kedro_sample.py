@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +13,7 @@ from .conftest import HOOKPOINT, random_sae
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def kedro(*args, timeout=600):
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "kedro", "run", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def test_kedro_sample_run(sample_cache, tmp_path):
+def test_kedro_sample_run(sample_cache, tmp_path, kedro):
     root, tokens, cache, _ = sample_cache
     data = tmp_path / "data"
     (data / "02_intermediate").mkdir(parents=True)

@@ -132,9 +132,11 @@ def test_raw_neurons_get_ok_latents_with_a_quantile_threshold(neuron_cache, tmp_
     assert len(ok) == 8 and (ok.n_random == 6).all() and (ok.n_neighbour == 2).all()
     assert (ok.n_active <= 0.01 * cache.n_tokens).all() and (ok.active_threshold > 0).all()
     thr = dict(zip(ok.latent, ok.active_threshold))
+    shards = {s: cache.load_shard(s) for s in {int(lt) // cache.shard_size for lt in ok.latent}}
     for latent, g in ex.groupby("latent"):
-        toks, vals = cache.latent_activations(int(latent))
-        raw = dict(zip(toks.tolist(), vals.tolist()))
+        sh = shards[int(latent) // cache.shard_size]
+        sl = sh.latent_slices()[int(latent)]
+        raw = dict(zip(sh.tokens[sl].tolist(), sh.values[sl].tolist()))
         for r in g.itertuples():
             flat = r.context * cache.ctx_len + r.start + np.arange(W)
             values = np.array([raw.get(int(t), 0.0) for t in flat])

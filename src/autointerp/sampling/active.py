@@ -31,10 +31,12 @@ def shard_thresholds(sh: ShardActivations, spec: ActiveThreshold, n_tokens: int)
     if len(dense) == 0:
         return thr
     # the (m+1)-th largest value of each dense latent: strictly above it are at most m tokens
-    order = np.lexsort((-sh.values, rel))
-    first = np.concatenate([[0], np.cumsum(count)[:-1]])
-    q = sh.values[order[first[dense] + m]]
-    thr[dense] = np.maximum(thr[dense], q)
+    # (entries are sorted by latent, so each latent is one slice; a partition is linear in it)
+    ends = np.cumsum(count)
+    for j in dense.tolist():
+        c, a = int(count[j]), int(ends[j] - count[j])
+        q = np.partition(sh.values[a:a + c], c - m - 1)[c - m - 1]
+        thr[j] = max(thr[j], float(q))
     return thr
 
 
