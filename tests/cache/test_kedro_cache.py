@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -163,3 +164,34 @@ def test_unknown_hookpoint(tmp_path, kedro):
         f"data_root={tmp_path}",
     )
     _expect_user_error(out, "unknown hookpoint 'layers.99'", "layers.29")
+
+
+def test_dask_runner_on_a_local_cluster_equals_the_sequential_run(run, kedro, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from autointerp.latent_cache import LatentCache
+
+    root, _ = run
+    write_sae(tmp_path / "06_models" / "saes" / "layers.2")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        env = {"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address}
+        out = kedro(
+            "--env",
+            "test",
+            "--pipelines",
+            "cache",
+            "--runner",
+            "autointerp.runners.DaskRunner",
+            "--params",
+            f"data_root={tmp_path}",
+            env=env,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        workers = cluster.scheduler_info["workers"]
+    assert len(workers) == 2
+    for ns in ("layers_2", "layers_2_mlp"):
+        a = LatentCache(root / "03_primary" / "latents" / ns)
+        b = LatentCache(tmp_path / "03_primary" / "latents" / ns)
+        for sa, sb in zip(a.iter_shards(), b.iter_shards(), strict=True):
+            np.testing.assert_array_equal(sa.tokens, sb.tokens)
+            np.testing.assert_array_equal(sa.values, sb.values)
+        np.testing.assert_array_equal(a.stats()["firing_count"], b.stats()["firing_count"])

@@ -4,21 +4,12 @@ its report, the loss-curve plot, and the cache stage's configured dictionary pat
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from autointerp.dictionaries import load_sparsify
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def test_kedro_run_trains_and_writes_sparsify_layout(tmp_path):
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "kedro", "run", "--env", "test", "--pipelines", "train_sae",
-           "--params", f"data_root={tmp_path},train_sae.n_tokens=1024"]
-    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+def test_kedro_run_trains_and_writes_sparsify_layout(tmp_path, kedro):
+    res = kedro("--env", "test", "--pipelines", "train_sae", "--params", f"data_root={tmp_path},train_sae.n_tokens=1024")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     folder = tmp_path / "06_models" / "saes" / "layers.2"
     report = json.loads((folder / "train_report.json").read_text())
