@@ -104,6 +104,7 @@ class LoopbackServer:
         self.port = port
         self.lock = threading.Lock()
         self.received = 0
+        self.connections = 0  # TCP connections accepted
         self.outcomes: collections.Counter = collections.Counter()
         self.attempts: collections.Counter = collections.Counter()  # per request text
         self.ok_texts: collections.Counter = collections.Counter()  # 200 answers sent, per request text
@@ -125,6 +126,8 @@ class LoopbackServer:
         return None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self.lock:
+            self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

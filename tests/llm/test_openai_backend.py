@@ -163,3 +163,15 @@ def test_several_endpoints_share_the_load_and_survive_a_dead_one(key):
         make_client(LLMConfig(**FAST, base_url=[a.url, b.url])).generate([chat("hi")] * 3)
     with pytest.raises(ConfigError, match="base_url"):
         parse_config(LLMConfig, {**FAST, "base_url": ["http://a/v1", "ftp://b"]}, "parameters: llm")
+
+
+def test_connections_kept_alive_beyond_the_sdk_default(key):
+    """At 150 requests in flight every connection is reused (the SDK alone keeps 100 alive)."""
+    from loopback import LoopbackServer
+
+    with LoopbackServer(delay=0.3) as srv:  # long enough for all 150 to be in flight at once
+        client = make_client(LLMConfig(**{**FAST, "max_concurrency": 150, "timeout": 10.0}, base_url=srv.url))
+        for rep in range(3):
+            out = client.generate([chat(f"keep {rep} {i}") for i in range(150)], max_tokens=4)
+            assert all(g.error is None for g in out)
+        assert srv.received == 450 and srv.connections <= 160  # the SDK's default: about 250

@@ -102,7 +102,8 @@ class OpenAIClient(LLMClient):
     def __init__(self, cfg: LLMConfig, cache=None, credentials: dict | None = None):
         super().__init__(cfg, cache)
         key = resolve_api_key(cfg, credentials)
-        self._endpoints = [_Endpoint(u, openai.OpenAI(api_key=key, base_url=u, timeout=cfg.timeout, max_retries=0))
+        self._endpoints = [_Endpoint(u, openai.OpenAI(api_key=key, base_url=u, timeout=cfg.timeout, max_retries=0,
+                                                      http_client=_http_client(cfg.max_concurrency)))
                            for u in cfg.base_urls]
         self._rr = itertools.count()
         self._ep_lock = threading.Lock()
@@ -336,6 +337,19 @@ class OpenAIClient(LLMClient):
             return TokenLogprobs(error=err)
 
         return self._map(one, list(zip(prefixes, texts)), done)
+
+
+def _http_client(concurrency: int):
+    """The SDK's HTTP client, keeping ``concurrency`` connections alive (the SDK keeps 100: beyond
+    that, every request would open a new connection); None (the SDK's default) up to 100."""
+    try:
+        from openai._constants import DEFAULT_CONNECTION_LIMITS as limits
+    except ImportError:  # another SDK layout: its defaults
+        return None
+    if concurrency <= limits.max_keepalive_connections:
+        return None
+    return openai.DefaultHttpxClient(limits=type(limits)(max_connections=max(concurrency, limits.max_connections or 0),
+                                                         max_keepalive_connections=concurrency))
 
 
 def option_values(first: dict, spellings: dict[str, list[str]]) -> dict[str, float]:
