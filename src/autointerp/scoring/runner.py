@@ -7,8 +7,9 @@ afresh (fingerprint).
 - Only latents whose sample status is ``ok`` (the ``{namespace}.latents`` table, when given)
   and that have test examples and an explanation are scored.
 - Control: within one explainer, the explanations of the scored latents are permuted among
-  them by a seeded derangement (no latent keeps its own), and every scorer that uses an
-  explanation runs again with them (``control`` True in the tables).
+  them by a seeded derangement (no latent keeps its own; explainers over the same latents get
+  the same permutation), and every scorer that uses an explanation runs again with them
+  (``control`` True in the tables).
 - Pairing: a latent's test examples are selected from one random stream per latent, and each
   scorer draws its marks and orders from one stream per (latent, scorer); neither depends on
   the explainer or on the control, so real and shuffled explanations (and the explainers
@@ -236,7 +237,9 @@ class ScoreJob:
         for explainer in sorted(set(e for e, _ in real)):
             lats = sorted(lat for e, lat in real if e == explainer)
             if cfg.control and len(lats) >= 2:
-                perm = derangement(len(lats), np.random.default_rng([cfg.seed, 1, _name_key(explainer)]))
+                # the same stream for every explainer: explainers over the same latents get the same
+                # donors, so their controls are paired too
+                perm = derangement(len(lats), np.random.default_rng([cfg.seed, 1]))
                 shuffled.update({(explainer, lat): real[(explainer, lats[j])] for lat, j in zip(lats, perm)})
             elif cfg.control:
                 log.warning("score %s: explainer '%s' has %d latent(s) with an explanation; no shuffled control "
