@@ -137,10 +137,12 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
         counts = window_counts(train)
     tokens = TokensExplainer(cfg)
     need_stats = latents if statistical else (llm_latents if prompted and cfg.hint else [])
-    stats = {}
+    stats, hints = {}, {}
     for lat in need_stats:
         s0 = time.perf_counter()
-        exp, failure, raw = tokens.explain(by_latent[lat], counts)
+        st = tokens.statistics(by_latent[lat], counts)
+        exp, failure, raw = tokens.explain(by_latent[lat], counts, st)
+        hints[lat] = st.sentence(share=False)
         stats[lat] = {
             "hookpoint": job.hookpoint,
             "latent": lat,
@@ -174,7 +176,7 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
     todo, messages, keys = [], {}, {}
     for e in prompted:
         for lat in llm_latents:
-            hint = stats[lat]["explanation"] if lat in stats else None
+            hint = hints.get(lat)
             m = messages[(lat, e.name)] = e.messages(by_latent[lat], neg_by_latent.get(lat), hint)
             keys[(lat, e.name)] = digest({"messages": m, "explainer": e.name, **params})
             old = done.get((lat, e.name))

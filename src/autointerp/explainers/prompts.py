@@ -49,14 +49,14 @@ WORKED = [
     (
         "Example 1: and the <<king>> said to his son\nExample 2: long live the <<King>>!\n"
         "Example 3: the <<kings>> of France and England",
-        'fires on " king", " kings" (100% of activation mass), mostly after " the"',
+        'fires on " king", " kings", mostly after " the"',
         'the word "king"',
         r"\bkings?\b",
         r"king",
     ),
     (
         "Example 1: import os<<\\n>>import sys\nExample 2: return x<<\\n>>\nExample 3: def f():<<\\n>>    pass",
-        'fires on "\\n" (100% of activation mass)',
+        'fires on "\\n"',
         "line breaks in Python code",
         r"line ?breaks?|new ?lines?",
         r"\\n",
@@ -64,7 +64,7 @@ WORKED = [
     (
         "Example 1: she was <<running>> home\nExample 2: they kept <<singing>> all night\n"
         "Example 3: stop <<talking>>, please",
-        'fires on " running", " singing", " talking" (100% of activation mass)',
+        'fires on " running", " singing", " talking"',
         "verbs ending in -ing",
         r"-?ing\b",
         r"ing\b",

@@ -9,7 +9,7 @@ corpus token counts (``corpus_tokens``; add-one smoothed), or, without them, fro
 training windows of the hookpoint. Groups are ranked by ``share * log(share / p)``, their
 term of the KL divergence of the latent's mass from the corpus: tokens where the latent
 fires strongly *and* often *relative to how common they are*. Up to ``tokens.top`` groups
-are named (each after the first only with ``min_share`` of the mass); then the tokens just
+are named (each with at least ``min_share`` of the mass; if none has, the best one); then the tokens just
 before the named ones' firing positions, when they precede ``min_context_share`` of that mass.
 
 Sentence: ``fires on " prove", " plead", " swear" (41% of activation mass), mostly after " I'll"``.
@@ -99,7 +99,7 @@ class TokenStatistics:
             for g, s, f, k in rows
         ]
         tc = cfg.tokens
-        named = [r for i, r in enumerate(self.ranked) if r["score"] > 0 and (i == 0 or r["share"] >= tc.min_share)]
+        named = [r for r in self.ranked if r["score"] > 0 and r["share"] >= tc.min_share]
         self.named = named[: tc.top] if named else self.ranked[:1]
         groups = {r["group"] for r in self.named}
         self.coverage = sum(r["share"] for r in self.named)
@@ -124,13 +124,14 @@ class TokenStatistics:
         if self.after_share < tc.min_context_share:
             self.after, self.after_share = [], 0.0
 
-    def sentence(self) -> str | None:
+    def sentence(self, share: bool = True) -> str | None:
+        """The explanation; without ``share`` (the LLM's hint) the mass share is left out,
+        so that a small model does not copy a percentage into its explanation."""
         if not self.named or self.total <= 0:
             return None
-        s = (
-            f"fires on {', '.join(_quote(r['token']) for r in self.named)} "
-            f"({round(100 * self.coverage)}% of activation mass)"
-        )
+        s = f"fires on {', '.join(_quote(r['token']) for r in self.named)}"
+        if share:
+            s += f" ({round(100 * self.coverage)}% of activation mass)"
         if self.after:
             s += f", {'mostly' if self.after_share >= 0.5 else 'often'} after " + ", ".join(
                 _quote(t) for t, _ in self.after
@@ -154,9 +155,14 @@ class TokensExplainer:
     def __init__(self, cfg: ExplainConfig):
         self.cfg = cfg
 
-    def explain(self, activating: pd.DataFrame, counts: np.ndarray) -> tuple[str | None, str | None, str]:
+    def statistics(self, activating: pd.DataFrame, counts: np.ndarray | None) -> TokenStatistics:
+        return TokenStatistics(activating, counts, self.cfg)
+
+    def explain(
+        self, activating: pd.DataFrame, counts: np.ndarray | None, stats: TokenStatistics | None = None
+    ) -> tuple[str | None, str | None, str]:
         """(explanation, failure, raw): raw holds the statistics as JSON."""
-        stats = TokenStatistics(activating, counts, self.cfg)
+        stats = stats or self.statistics(activating, counts)
         sentence = stats.sentence()
         raw = json.dumps(stats.as_dict(), ensure_ascii=False)
         if sentence is None:
