@@ -14,8 +14,18 @@ from autointerp.config import parse_config
 from autointerp.corpus import CorpusConfig, CorpusSource, tokenize_corpus
 from autointerp.dictionaries import load_sparsify, random_topk_coder, save_sparsify
 from autointerp.errors import AutointerpError, ConfigError
-from autointerp.training import (TopKSAE, TrainConfig, TrainJob, coder_fvu, fit_saes, holdout_activations,
-                                 hookpoint_seed, read_reports, save_trained, train_saes)
+from autointerp.training import (
+    TopKSAE,
+    TrainConfig,
+    TrainJob,
+    coder_fvu,
+    fit_saes,
+    holdout_activations,
+    hookpoint_seed,
+    read_reports,
+    save_trained,
+    train_saes,
+)
 
 HOOK = "layers.2"
 TINY = dict(hookpoints=[HOOK], expansion_factor=2, k=16, n_tokens=8192, batch_contexts=8, sae_batch_tokens=128,
