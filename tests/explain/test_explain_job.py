@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from autointerp.explainers import ExplainConfig, ExplainJob, read_explanations
+from autointerp.explainers import COLUMNS, ExplainConfig, ExplainJob, read_explanations
 from autointerp.llm import LLMConfig, make_client
 
 
@@ -44,18 +44,7 @@ def test_local_explanations_resume_and_cache(tmp_path, examples):
     both = read_explanations(out)
     assert both.groupby("explainer").latent.apply(list).to_dict() == {"default": [0, 1, 2], "tokens": [0, 1, 2]}
     df = both[both.explainer == "default"].reset_index(drop=True)
-    assert set(df.columns) >= {
-        "hookpoint",
-        "latent",
-        "explanation",
-        "explainer",
-        "model",
-        "prompt_tokens",
-        "completion_tokens",
-        "seconds",
-        "failure",
-        "raw",
-    }
+    assert set(df.columns) >= set(COLUMNS)
     assert (df.prompt_tokens > 50).all() and (df.completion_tokens > 0).all()
     assert (df.completion_tokens <= 10).all()
     # Each row is either an explanation or a counted failure that keeps the raw answer.
