@@ -3,12 +3,15 @@
 shard by shard).
 
     python benchmarks/sample.py [--latents 32] [--tokens 32768] [--num-latents 4608] [--embedding N] [--cache DIR]
+    python benchmarks/sample.py --neurons --active-quantile 0.99   # raw MLP neurons of layers.2 (dense)
 
 Uses the sampling configuration of conf/base/parameters_sample.yml (only ``selection.n``
 changes). Without ``--cache`` it builds (once, reused afterwards) a cache of a random TopK SAE
 (576 -> num-latents, k=32) at ``layers.2`` of SmolLM2 over the default corpus. Peak memory is
 measured with tracemalloc (Python and numpy allocations) around the sampling alone, after the
-model and the embedding model are loaded; the process's max RSS is printed too.
+model and the embedding model are loaded; the process's max RSS is printed too. With
+``--neurons`` the cache holds the raw MLP neurons of ``layers.2.mlp`` (``k: null``, dense: about
+half of all tokens per neuron) and ``--active-quantile`` sets ``sample.active_threshold``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
+HOOKPOINT = {False: "layers.2", True: "layers.2.neurons"}
 
 
-def build_cache(folder: Path, n_tokens: int, num_latents: int):
+def build_cache(folder: Path, n_tokens: int, num_latents: int, neurons: bool = False):
     from autointerp.caching import CacheConfig, CacheJob
     from autointerp.corpus import CorpusConfig, CorpusSource, tokenize_corpus
     from autointerp.dictionaries import DictionaryConfig, random_topk_coder, save_sparsify
@@ -39,11 +43,15 @@ def build_cache(folder: Path, n_tokens: int, num_latents: int):
     _, tok = load_model(ModelConfig())
     tokens = tokenize_corpus(CorpusConfig(sources=[CorpusSource("shakespeare"), CorpusSource("python_docs")],
                                           ctx_len=256, n_tokens=n_tokens), tok)
-    sae = folder / "saes" / "layers.2"
-    if not (sae / "cfg.json").exists():
-        save_sparsify(random_topk_coder(576, num_latents, k=32), sae)
-    dictionary = DictionaryConfig("sparsify", str(folder / "saes"))
-    CacheJob("layers.2", tokens, ModelConfig(), dictionary, CacheConfig(chunk_contexts=64, shard_size=1024)).run(folder / "cache")
+    if neurons:
+        dictionary = DictionaryConfig("neurons", hookpoint="layers.2.mlp")
+    else:
+        sae = folder / "saes" / "layers.2"
+        if not (sae / "cfg.json").exists():
+            save_sparsify(random_topk_coder(576, num_latents, k=32), sae)
+        dictionary = DictionaryConfig("sparsify", str(folder / "saes"))
+    CacheJob(HOOKPOINT[neurons], tokens, ModelConfig(), dictionary,
+             CacheConfig(chunk_contexts=64, shard_size=1024)).run(folder / "cache")
     return tokens, dictionary
 
 
@@ -54,8 +62,12 @@ def main() -> None:
     ap.add_argument("--num-latents", type=int, default=4608)
     ap.add_argument("--embedding", type=int, default=None,
                     help="override negatives.embedding (0 times the sampling without the sentence-embedding model)")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "autointerp_bench_sample")
+    ap.add_argument("--cache", type=Path, default=None, help="cache folder (built once, reused)")
+    ap.add_argument("--neurons", action="store_true", help="raw MLP neurons of layers.2 instead of a random SAE")
+    ap.add_argument("--active-quantile", type=float, default=None, help="sample.active_threshold: {quantile: Q}")
     args = ap.parse_args()
+    if args.cache is None:
+        args.cache = Path(tempfile.gettempdir()) / ("autointerp_bench_sample" + ("_neurons" if args.neurons else ""))
 
     from autointerp.config import parse_config
     from autointerp.embeddings import embed
@@ -63,11 +75,14 @@ def main() -> None:
     from autointerp.models import ModelConfig, load_model
     from autointerp.sampling import SampleConfig, SampleJob
 
-    tokens, dictionary = build_cache(args.cache, args.tokens, args.num_latents)
+    tokens, dictionary = build_cache(args.cache, args.tokens, args.num_latents, args.neurons)
     cache = LatentCache(args.cache / "cache")
     params = yaml.safe_load((ROOT / "conf" / "base" / "parameters_sample.yml").read_text())["sample"]
     if args.embedding is not None:
         params["negatives"]["embedding"] = args.embedding
+        params["negatives"]["train"] = dict(params["negatives"].get("train") or {}, embedding=args.embedding)
+    if args.active_quantile is not None:
+        params["active_threshold"] = {"quantile": args.active_quantile}
     print(f"negatives: {params['negatives']}")
     load_model(ModelConfig())
     embed(["warm up"])
@@ -78,7 +93,7 @@ def main() -> None:
         cfg = parse_config(SampleConfig, dict(params, selection=dict(params["selection"], n=n)), "parameters: sample")
         out = args.cache / f"out_{n}"
         shutil.rmtree(out, ignore_errors=True)
-        job = SampleJob("layers.2", tokens, cache, ModelConfig(), dictionary, cfg, progress=False)
+        job = SampleJob(HOOKPOINT[args.neurons], tokens, cache, ModelConfig(), dictionary, cfg, progress=False)
         tracemalloc.start()
         t0 = time.perf_counter()
         meta = job.run(out)
