@@ -96,11 +96,18 @@ def test_control_permutes_within_one_explainer(tmp_path):
 
 def test_llm_scorers_on_a_subset_cheap_scorers_on_all(tmp_path):
     lats = tuple(range(5))
-    run, _ = _run(tmp_path, toy_examples(lats), toy_explanations(lats), scorers=["detection", "embedding"],
-                  max_llm_latents=2)
-    m = run.metrics()
-    assert sorted(m[m["scorer"] == "detection"]["latent"].unique()) == [0, 1]
-    assert sorted(m[m["scorer"] == "embedding"]["latent"].unique()) == list(lats)
+    cfg = ScoreConfig(scorers=["detection", "embedding", "intruder"], max_llm_latents=2)
+    job = ScoreJob("h", toy_examples(lats), toy_explanations(lats, explainers=("default", "tokens")), cfg)
+    plan = job.plan()
+    units = {name: plan.units(cfg.make(name)) for name in cfg.scorers}
+    assert sorted({u[0] for u in units["detection"]}) == [0, 1]  # needs an LLM: the first 2 latents
+    assert sorted({u[0] for u in units["embedding"]}) == list(lats)  # no LLM: every latent
+    assert len(units["embedding"]) == 5 * 2 * 2 and len(units["detection"]) == 2 * 2 * 2
+    assert units["intruder"] == [(0, "none", False), (1, "none", False)]  # no explanation, no control
+    # the subset's controls are the full set's: the same donors as for the embedding scorer
+    assert all(plan.shuffled[(e, lat)] for lat, e, c in units["detection"] if c)
+    run, _ = _run(tmp_path, toy_examples(lats), toy_explanations(lats), scorers=["detection"], max_llm_latents=2)
+    assert sorted(run.metrics()["latent"].unique()) == [0, 1]
 
 
 def test_old_tables_without_explainer_read_as_default(tmp_path):
