@@ -56,6 +56,10 @@ class _Fatal(Exception):
     """Wraps an error that every request would hit: stop the batch and raise it."""
 
 
+class _Aborted(Exception):
+    """A request not sent because another request of its call hit a fatal error."""
+
+
 def resolve_api_key(cfg: LLMConfig, credentials: dict | None) -> str:
     if cfg.api_key_env is None:
         return "EMPTY"  # servers without authentication still want a non-empty string
@@ -177,7 +181,7 @@ class OpenAIClient(LLMClient):
         reroutes = len(self._endpoints) - 1  # free moves off an endpoint that refuses connections
         while True:
             if batch.fatal is not None:
-                return None, "aborted", 0.0
+                raise _Aborted
             ep = self._pick()
             try:
                 try:
@@ -242,6 +246,8 @@ class OpenAIClient(LLMClient):
             except _Fatal as f:
                 if batch.fatal is None:
                     batch.fatal = f.args[0]
+                return None
+            except _Aborted:  # not sent, not counted: the call raises the fatal error
                 return None
             if done is not None:
                 done(j, r)
