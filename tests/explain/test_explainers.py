@@ -16,6 +16,7 @@ from autointerp.explainers import (
     mark_example,
     parse_explanation,
     read_explanations,
+    select_explainer,
 )
 from autointerp.llm import Generation, LLMClient, LLMConfig
 
@@ -210,6 +211,10 @@ def test_job_counts_echoes_and_keys_rows_on_latent_and_explainer(tmp_path, examp
     assert meta["explained_this_run"] == 1 + 3 and len(client.seen) == 4
     df = read_explanations(tmp_path)
     assert df.groupby("explainer").size().to_dict() == {"contrastive": 3, "default": 3, "tokens": 3}
+    # one explanation per latent for readers that want one: the first LLM explainer by default
+    assert select_explainer(df).explainer.unique().tolist() == ["default"]
+    assert select_explainer(df, "tokens").latent.tolist() == [0, 1, 2]
+    assert select_explainer(df[df.explainer == "tokens"]).explainer.unique().tolist() == ["tokens"]
     # only the configured explainers stay in the table
     ExplainJob("layers.2", examples, LLMConfig(), ExplainConfig(explainers=["tokens"], progress=False)).run(tmp_path)
     assert read_explanations(tmp_path).explainer.unique().tolist() == ["tokens"]

@@ -12,7 +12,15 @@ Parsing of answers: :mod:`.parsing`. The resumable job over one hookpoint: :mod:
 from __future__ import annotations
 
 from .config import ExplainConfig, TokensConfig
-from .job import COLUMNS, EXAMPLE_COLUMNS, ExplainJob, examples_frame, explain_hookpoint, read_explanations
+from .job import (
+    COLUMNS,
+    EXAMPLE_COLUMNS,
+    ExplainJob,
+    examples_frame,
+    explain_hookpoint,
+    read_explanations,
+    select_explainer,
+)
 from .parsing import echoed_worked_example, parse_explanation
 from .prompts import PREFILL, WORKED, PromptExplainer, mark_example, select_examples
 from .registry import EXPLAINERS, REGISTRY, make_explainer
@@ -52,4 +60,5 @@ __all__ = [
     "parse_explanation",
     "read_explanations",
     "select_examples",
+    "select_explainer",
 ]

@@ -65,6 +65,22 @@ def read_explanations(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def select_explainer(explanations: pd.DataFrame, explainer: str | None = None) -> pd.DataFrame:
+    """The rows of one explainer (one per latent). ``None``: the first LLM explainer present
+    (registry order), else whatever one is there. For readers that want one explanation per
+    latent (a table without the column is explainer ``default``)."""
+    from .registry import REGISTRY
+
+    if "explainer" not in explanations:
+        return explanations
+    names = explanations["explainer"].fillna("default")
+    if explainer is None:
+        present = list(dict.fromkeys(names))
+        llm = [n for n in REGISTRY if REGISTRY[n].uses_llm and n in present]
+        explainer = llm[0] if llm else (present[0] if present else "default")
+    return explanations[names == explainer]
+
+
 def examples_frame(examples) -> pd.DataFrame:
     """The sample stage's examples as one DataFrame (a partitioned load is a dict of loaders)."""
     if isinstance(examples, dict):
