@@ -25,6 +25,7 @@ from loopback import echo_body  # noqa: E402
 
 class FakeServer:
     def __init__(self, model="fake-model", logprobs=True, slow_seconds=3.0, key=None, recorded=None):
+        # logprobs: True, False (answers without them) or "reject" (HTTP 400 naming them)
         self.model, self.logprobs, self.slow_seconds = model, logprobs, slow_seconds
         self.key, self.recorded = key, recorded
         self.counts: collections.Counter = collections.Counter()
@@ -75,6 +76,8 @@ class FakeServer:
     def handle(self, h, path, body):
         if self.key is not None and h.headers.get("Authorization") != f"Bearer {self.key}":
             return h._send(401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
+        if self.logprobs == "reject" and (body.get("logprobs") or body.get("echo")):
+            return h._send(400, {"error": {"message": "logprobs are not supported by this model", "type": "invalid"}})
         if body.get("model") != self.model:
             return h._send(404, {"error": {"message": f"model {body.get('model')} does not exist"}})
         if path.endswith("/chat/completions"):

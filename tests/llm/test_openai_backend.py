@@ -131,6 +131,8 @@ def test_unusable_server_raises_from_every_method(method, key, fake_server):
     if method != "generate":
         with pytest.raises(LogprobsUnsupported):
             call(make_client(LLMConfig(**FAST, base_url=fake_server(logprobs=False).url)))
+        with pytest.raises(LogprobsUnsupported, match="HTTP 400"):
+            call(make_client(LLMConfig(**FAST, base_url=fake_server(logprobs="reject").url)))
     # Per-item failures stay values: a 500 for one item does not raise.
     out = call(make_client(LLMConfig(**FAST, base_url=srv.url)))
     assert all(r.error is None for r in out)
