@@ -95,9 +95,11 @@ def test_no_credentials_is_fine(conf):
 
 def test_misspelt_section_is_refused_with_the_valid_keys(conf):
     write(conf / "local" / "parameters_typo.yml", {"smaple": {"n_train": 5}})
-    with pytest.raises(ConfigError, match=r"unknown top-level key 'smaple'.*Did you mean 'sample'\?.*Valid keys: "
-                                          r"cache, corpus, data_root, explain, hookpoints, llm"):
+    with pytest.raises(ConfigError, match=r"unknown top-level key 'smaple'.*Did you mean 'sample'\?") as err:
         context(conf)
+    sections = {k for f in (conf / "base").glob("parameters*.yml") for k in yaml.safe_load(f.read_text())}
+    assert "sample" in sections and "hookpoints" in sections
+    assert str(err.value).split("Valid keys: ")[1].rstrip(".").split(", ") == sorted(sections | {"data_root"})
     assert context(conf, env="test", params={"data_root": "/tmp/x"}).params["data_root"] == "/tmp/x"
     with pytest.raises(ConfigError, match="'smaple'"):
         context(conf, env="test", params={"smaple": {"n_train": 5}})

@@ -62,8 +62,9 @@ def _read_credentials(loader) -> dict:
         creds = {}
     if (loader.env or loader.default_run_env) != LOCAL:
         try:
-            local = loader.load_and_merge_dir_config(f"{loader.conf_source}/{LOCAL}", loader.config_patterns["credentials"],
-                                                     "credentials", set(), read_environment_variables=True)
+            local = loader.load_and_merge_dir_config(f"{loader.conf_source}/{LOCAL}",
+                                                     loader.config_patterns["credentials"], "credentials", set(),
+                                                     read_environment_variables=True)
         except MissingConfigException:
             local = {}
         creds = {**local, **creds}
@@ -114,20 +115,25 @@ def run_parameters() -> dict:
     return run_context().params
 
 
-def known_sections(loader) -> set[str]:
-    """Top-level parameter keys the project knows: those of ``conf/base`` plus documented extras."""
+def known_sections(loader) -> set[str] | None:
+    """Top-level parameter keys the project knows: those of ``conf/base`` plus documented extras
+    (None when the conf source has no base parameters to compare with)."""
+    from kedro.config import MissingConfigException
+
     runtime, loader.runtime_params = loader.runtime_params, {}  # the files' keys, not --params'
     try:
         base = loader.load_and_merge_dir_config(f"{loader.conf_source}/{loader.base_env}",
                                                 loader.config_patterns["parameters"], "parameters", set())
+    except MissingConfigException:
+        return None
     finally:
         loader.runtime_params = runtime
-    return set(base) | set(EXTRA_TOP_LEVEL)
+    return set(base) | set(EXTRA_TOP_LEVEL) if base else None
 
 
-def check_sections(params: dict, known: set[str], env: str) -> None:
+def check_sections(params: dict, known: set[str] | None, env: str) -> None:
     """Refuse a top-level parameter key that no stage reads (a misspelt section)."""
-    unknown = sorted(set(params) - known)
+    unknown = sorted(set(params) - known) if known else []
     if not unknown:
         return
     key = unknown[0]
