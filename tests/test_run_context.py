@@ -172,3 +172,15 @@ def test_key_only_in_credentials_reaches_explain_score_and_cross_scoring(conf, t
         out = scorer.score_one("the word king", scorer.examples_b[1], 1)
         assert out["n"] == 4
         assert srv.auth == {"Bearer sk-only-in-credentials"} and srv.total > 0
+
+
+def test_run_context_travels_to_another_process(conf):
+    """What a runner with worker processes ships: the context pickles, and installs there."""
+    import pickle
+
+    write(conf / "test" / "credentials.yml", {"llm": {"api_key": "sk-worker"}})
+    ctx = context(conf, env="test")
+    previous = hooks.set_run_context(None)
+    assert previous is ctx
+    assert hooks.set_run_context(pickle.loads(pickle.dumps(ctx))) is None
+    assert hooks.run_context() == ctx and hooks.run_context().llm_credentials() == {"api_key": "sk-worker"}

@@ -110,6 +110,15 @@ def run_context() -> RunContext:
     return _current
 
 
+def set_run_context(ctx: RunContext | None) -> RunContext | None:
+    """Install ``ctx`` as this process's run context (returns the previous one). For runners
+    whose nodes run in other processes (a Dask worker has no Kedro context of its own): ship
+    ``run_context()`` along with the task and install it there. It holds the credentials."""
+    global _current
+    previous, _current = _current, ctx
+    return previous
+
+
 def run_parameters() -> dict:
     """The parameters of the current run (see :func:`run_context`)."""
     return run_context().params
