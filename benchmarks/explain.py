@@ -9,6 +9,10 @@ python benchmarks/explain.py hint [--latents 8]
     play (seeded choice, no stop words, no worked-example word). Prints per setting: the
     hit rate (the explanation names the word), echoed worked examples, other failures,
     prompt tokens, and the statistical explainer's own hit rate. Deterministic (greedy).
+python benchmarks/explain.py real --examples data/04_feature/examples/layers_6 \
+        --corpus data/02_intermediate/corpus_tokens.npy [--latents 8]
+    the same on a run's own sampled latents (no ground truth): echoed worked examples, other
+    failures, and how often the LLM names one of the tokens the statistical explainer found.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import re
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -167,14 +172,58 @@ def hint(a) -> None:
             print(f"    {words[r.latent]:>10}: {r.explanation or '(' + str(r.failure) + ')'}")
 
 
+def real(a) -> None:
+    """Hint vs no hint on a run's own sampled latents (``--examples`` folder of the sample stage,
+    ``--corpus`` its corpus_tokens.npy): echoes, failures, and how often the LLM's explanation
+    names one of the tokens the statistical explainer found (no ground truth on real latents)."""
+    import json
+
+    from autointerp.examples import read_examples
+    from autointerp.explainers import ExplainConfig, ExplainJob, read_explanations
+    from autointerp.llm import LLMConfig, make_client
+
+    ex = read_examples(Path(a.examples) / "examples" if (Path(a.examples) / "examples").is_dir() else a.examples)
+    ids = np.load(a.corpus, allow_pickle=False) if a.corpus else None
+    llm = LLMConfig(batch_size=a.batch)
+    for use_hint in (False, True):
+        cfg = ExplainConfig(
+            explainers=["default", "tokens"],
+            hint=use_hint,
+            max_latents=a.latents,
+            max_tokens=a.max_tokens,
+            batch_latents=a.batch,
+            progress=False,
+        )
+        with tempfile.TemporaryDirectory() as d:
+            ExplainJob("real", ex, llm, cfg, client=make_client(llm), corpus_tokens=ids).run(d)
+            df = read_explanations(d)
+        stat = {r.latent: json.loads(r.raw) for r in df[df.explainer == "tokens"].itertuples()}
+        rows = df[df.explainer == "default"]
+        echoes = int(rows.failure.fillna("").str.startswith("echoed").sum())
+        agree = sum(
+            any(
+                t["token"].strip().lower() in (r.explanation or "").lower()
+                for t in stat[r.latent]["named"]
+                if t["token"].strip()
+            )
+            for r in rows.itertuples()
+        )
+        print(
+            f"hint={str(use_hint):5}: {len(rows)} latents, echoed worked example {echoes}, "
+            f"other failures {int(rows.failure.notna().sum()) - echoes}, names a top token {agree}/{len(rows)}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="speed", choices=["speed", "hint"])
+    ap.add_argument("what", nargs="?", default="speed", choices=["speed", "hint", "real"])
+    ap.add_argument("--examples", help="real: a sample stage output folder, e.g. data/04_feature/examples/layers_6")
+    ap.add_argument("--corpus", help="real: corpus_tokens.npy (token frequencies for the statistical explainer)")
     ap.add_argument("--latents", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=48)
     a = ap.parse_args()
-    {"speed": speed, "hint": hint}[a.what](a)
+    {"speed": speed, "hint": hint, "real": real}[a.what](a)
 
 
 if __name__ == "__main__":
