@@ -33,3 +33,21 @@ def random_sparse(rng, n_tok: int, num_latents: int, k: int, zipf: float = 1.1):
     idx = np.stack([rng.choice(num_latents, k, replace=False, p=p) for _ in range(n_tok)]).astype(np.int64)
     val = rng.random((n_tok, k)).astype(np.float32) + 0.1
     return val, idx
+
+
+def twin_caches(root, n_tokens: int, num_latents: int, k: int = 32, *, ctx_len: int = 256, chunk_contexts: int = 16,
+                shard_size: int = 1024, dead: int = 0):
+    """Two caches of realistic statistics, written by ``benchmarks/similarity.py``'s generator
+    (k distinct latents per token, Zipf-distributed frequencies; B = A permuted with 25% of its
+    activations redrawn), optionally with ``dead`` latents of A that never fire (moved to B's
+    side as extra activations of another latent)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "similarity.py"
+    spec = importlib.util.spec_from_file_location("benchmark_similarity", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.synthetic(Path(root), n_tokens, num_latents, k, ctx_len=ctx_len, chunk_contexts=chunk_contexts,
+                    shard_size=shard_size, dead=dead)
+    return LatentCache(Path(root) / "a"), LatentCache(Path(root) / "b")

@@ -45,14 +45,15 @@ from .config import (
 )
 from .cross_scoring import CrossScorer, CrossScores, test_examples
 from .figures import heatmap_figures, overview, overview_figure
-from .matching import decoder_cosine, match, pair_kind, shares_decoder_space, stream_kind
+from .matching import decoder_cosine, match, pair_kind, pair_values, shares_decoder_space, stream_kind
 from .measures import bootstrap_ci, explanation_table, summary_metrics
 from .score_comparison import compare_scores, dictionary_label, scores_figure
+from .sparse import match_sparse, sparse_coactivation, token_csr
 
 __all__ = [
     "CROSS_METRICS", "DECODER_BASELINE", "FEW_PAIRS", "MEASURES", "Coactivation", "CrossScorer", "CrossScores",
     "CrossScoringConfig", "SimilarityConfig", "SimilarityResult", "Thresholds", "bootstrap_ci", "check_same_corpus",
     "chunk_csr", "coactivation", "compare", "compare_scores", "decoder_cosine", "dictionary_label",
-    "explanation_table", "heatmap_figures", "match", "overview", "overview_figure", "pair_kind", "scores_figure",
+    "explanation_table", "heatmap_figures", "match", "match_sparse", "pair_values", "sparse_coactivation", "token_csr", "overview", "overview_figure", "pair_kind", "scores_figure",
     "shares_decoder_space", "stream_kind", "summary_metrics", "test_examples",
 ]

@@ -32,15 +32,22 @@ def _token_blocks(cache: LatentCache, bounds: np.ndarray):
 
 @dataclass
 class Coactivation:
-    """``both[i, j]``: tokens where latent i of A and latent j of B both fire; ``count_a/b``:
-    tokens where each fires; ``n_tokens`` compared."""
+    """``both[i, j]``: tokens where latent i of A and latent j of B both fire (a dense array, or
+    a scipy CSR holding only the pairs that co-fire); ``count_a/b``: tokens where each fires;
+    ``n_tokens`` compared."""
 
-    both: np.ndarray
+    both: np.ndarray | sp.csr_matrix
     count_a: np.ndarray
     count_b: np.ndarray
     n_tokens: int
 
-    def jaccard(self) -> np.ndarray:
+    def jaccard(self) -> np.ndarray | sp.csr_matrix:
+        """Jaccard index of every pair (dense), or of the pairs in ``both`` when it is sparse."""
+        if sp.issparse(self.both):
+            coo = self.both.tocoo()
+            d = coo.data.astype(np.float64)
+            jac = d / (self.count_a[coo.row] + self.count_b[coo.col] - d)
+            return sp.csr_matrix((jac.astype(np.float32), (coo.row, coo.col)), shape=self.both.shape)
         both = self.both.astype(np.float32)
         union = self.count_a[:, None].astype(np.float32) + self.count_b[None, :].astype(np.float32) - both
         with np.errstate(invalid="ignore", divide="ignore"):

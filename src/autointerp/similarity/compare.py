@@ -13,8 +13,9 @@ from ..latent_cache import LatentCache
 from .coactivation import coactivation
 from .config import CrossScoringConfig, SimilarityConfig
 from .cross_scoring import CrossScores, _cross_summary
-from .matching import decoder_cosine, match, shares_decoder_space
+from .matching import decoder_cosine, decoder_cosine_pairs, match, pair_values, shares_decoder_space
 from .measures import _default_embed, _summary_row, explanation_table
+from .sparse import match_sparse, sparse_coactivation
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 class SimilarityResult:
     matched: pd.DataFrame          # one row per matched pair (co-activation matching)
     summary: pd.DataFrame          # one row per (matching, measure)
-    matrices: dict[str, np.ndarray]  # measure -> [na, nb] (or the explained subset)
+    matrices: dict  # measure -> [na, nb] array (jaccard: scipy CSR with the sparse method; or the explained subset)
     unmatched: int
     decoder_matched: pd.DataFrame | None = None
 
@@ -42,38 +43,59 @@ def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig
     a, b = cache_a.hookpoint, cache_b.hookpoint
     rng = np.random.default_rng(cfg.seed)
     th = cfg.thresholds
-    co = coactivation(cache_a, cache_b, progress=progress)
-    jac = co.jaccard()
-    rows, cols = match(jac)
-    unmatched = abs(cache_a.num_latents - cache_b.num_latents)
+    na, nb = cache_a.num_latents, cache_b.num_latents
+    sparse = cfg.sparse_for(na, nb)
+    if sparse:
+        co = sparse_coactivation(cache_a, cache_b, candidates=cfg.candidates, progress=progress)
+        jac = co.jaccard()
+        rows, cols = match_sparse(jac)
+    else:
+        co = coactivation(cache_a, cache_b, progress=progress)
+        jac = co.jaccard()
+        rows, cols = match(jac)
+    jv = pair_values(jac, rows, cols)
+    rows, cols, jv = rows[jv > 0], cols[jv > 0], jv[jv > 0]  # a pair that never co-fires is no match
+    unmatched = max(na, nb) - len(rows)
     matched = pd.DataFrame({
         "hookpoint_a": a, "latent_a": rows, "hookpoint_b": b, "latent_b": cols,
-        "jaccard": jac[rows, cols], "coactivations": co.both[rows, cols],
+        "jaccard": jv, "coactivations": pair_values(co.both, rows, cols),
         "count_a": co.count_a[rows], "count_b": co.count_b[cols],
     })
     matrices = {"jaccard": jac}
-    perm_b = rng.permutation(cache_b.num_latents)[:len(rows)]
-    live = (co.count_a[rows] > 0) & (co.count_b[cols] > 0)
-    summary = [_summary_row("coactivation", "jaccard", matched["jaccard"].to_numpy(), th.jaccard,
-                            float(jac[rows, perm_b].mean()), cfg.seed, cfg.bootstrap,
-                            unmatched=unmatched, live_pairs=int(live.sum()))]
+    # chance: a random one-to-one pairing of the latents that fire (pairs outside a pruned
+    # candidate graph read as 0, so with `candidates` it is a lower bound)
+    live_a, live_b = np.flatnonzero(co.count_a > 0), np.flatnonzero(co.count_b > 0)
+    n_rand = min(len(live_a), len(live_b))
+    rand_a, rand_b = rng.permutation(live_a)[:n_rand], rng.permutation(live_b)[:n_rand]
+    jac_chance = float(pair_values(jac, rand_a, rand_b).mean()) if n_rand else float("nan")
+    extra = {"unmatched": unmatched, "method": "sparse" if sparse else "dense",
+             "candidates": cfg.candidates if sparse else None,
+             "dead_a": int((co.count_a == 0).sum()), "dead_b": int((co.count_b == 0).sum())}
+    summary = [_summary_row("coactivation", "jaccard", jv, th.jaccard, jac_chance, cfg.seed, cfg.bootstrap,
+                            live_pairs=len(rows), **extra)]
 
     # decoder directions: cosine of the co-activation matches, and the decoder-matching baseline
     decoder_matched = None
-    if shares_decoder_space(W_dec_a, W_dec_b, a, b, cfg.decoder_baseline):
+    if shares_decoder_space(W_dec_a, W_dec_b, a, b, cfg.decoder_baseline) and sparse:
+        # no [na, nb] matrix: the matched pairs' cosine and its chance only (no decoder matching)
+        matched["decoder_cosine"] = decoder_cosine_pairs(W_dec_a, W_dec_b, rows, cols)
+        chance = float(decoder_cosine_pairs(W_dec_a, W_dec_b, rand_a, rand_b).mean()) if n_rand else float("nan")
+        summary.append(_summary_row("coactivation", "decoder_cosine", matched["decoder_cosine"].to_numpy(),
+                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, **extra))
+    elif shares_decoder_space(W_dec_a, W_dec_b, a, b, cfg.decoder_baseline):
         dec = decoder_cosine(W_dec_a, W_dec_b)
         matrices["decoder_cosine"] = dec
         matched["decoder_cosine"] = dec[rows, cols]
-        chance = float(dec[rows, perm_b].mean())
+        chance = float(dec[rand_a, rand_b].mean()) if n_rand else float("nan")
         summary.append(_summary_row("coactivation", "decoder_cosine", matched["decoder_cosine"].to_numpy(),
-                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, unmatched=unmatched))
+                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, **extra))
         drows, dcols = match(dec)
         decoder_matched = pd.DataFrame({"hookpoint_a": a, "latent_a": drows, "hookpoint_b": b, "latent_b": dcols,
                                         "decoder_cosine": dec[drows, dcols], "jaccard": jac[drows, dcols]})
         summary.append(_summary_row("decoder", "decoder_cosine", decoder_matched["decoder_cosine"].to_numpy(),
-                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, unmatched=unmatched))
+                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, **extra))
         summary.append(_summary_row("decoder", "jaccard", decoder_matched["jaccard"].to_numpy(), th.jaccard,
-                                    float(jac[rows, perm_b].mean()), cfg.seed, cfg.bootstrap, unmatched=unmatched))
+                                    jac_chance, cfg.seed, cfg.bootstrap, **extra))
         dmap = dict(zip(drows.tolist(), dcols.tolist()))
         summary[-1]["agreement_with_coactivation"] = float(np.mean([dmap.get(int(r)) == int(c) for r, c in zip(rows, cols)]))
 
@@ -99,14 +121,13 @@ def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig
         k = min(len(la), len(lb), 10000)
         chance = float(cos[rng.permutation(len(la))[:k], rng.permutation(len(lb))[:k]].mean())
         summary.append(_summary_row("coactivation", "explanation_cosine", ec, th.explanation_cosine, chance,
-                                    cfg.seed, cfg.bootstrap, explained_a=len(ex_a), explained_b=len(ex_b),
-                                    unmatched=unmatched))
+                                    cfg.seed, cfg.bootstrap, explained_a=len(ex_a), explained_b=len(ex_b), **extra))
         if decoder_matched is not None:
             dec_ec = np.array([cos[ia[int(r)], ib[int(c)]] if int(r) in ia and int(c) in ib else np.nan
                                for r, c in zip(decoder_matched["latent_a"], decoder_matched["latent_b"])], dtype=np.float32)
             decoder_matched["explanation_cosine"] = dec_ec
             summary.append(_summary_row("decoder", "explanation_cosine", dec_ec, th.explanation_cosine, chance,
-                                        cfg.seed, cfg.bootstrap, unmatched=unmatched))
+                                        cfg.seed, cfg.bootstrap, **extra))
     else:
         log.warning("no explanations for %s: explanation-based similarity skipped",
                     " and ".join(h for h, e in ((a, ex_a), (b, ex_b)) if not e))

@@ -8,6 +8,7 @@ from ..errors import ConfigError
 
 MEASURES = ("jaccard", "explanation_cosine", "decoder_cosine", "cross_score")
 DECODER_BASELINE = ("auto", "always", "never")
+MATCHING = ("auto", "dense", "sparse")
 
 
 # ------------------------------------------------------------------ configuration
@@ -72,6 +73,11 @@ class SimilarityConfig:
     explanation measures; false compares co-activation and decoders only.
     ``score_comparison``: also compare the score distributions of the configured hookpoints
     (the latents-vs-neurons experiment; needs the ``score`` stage).
+    ``matching``: ``dense`` counts co-activation into a dense ``[na, nb]`` array and runs the
+    Hungarian algorithm; ``sparse`` keeps only the pairs that co-fire (``candidates`` partners
+    per latent and side, ``None`` all of them) and matches on that graph
+    (:mod:`autointerp.similarity.sparse`); ``auto`` is dense up to ``dense_max_latents`` latents
+    on both sides, sparse above.
     """
 
     pairs: list[list[str]] = field(default_factory=list)
@@ -85,6 +91,9 @@ class SimilarityConfig:
     score_comparison: bool = False
     score_metric: str = "balanced_accuracy"
     bootstrap: int = 1000
+    matching: str = "auto"
+    dense_max_latents: int = 8192
+    candidates: int | None = 32
 
     def validate(self, where: str) -> None:
         for i, p in enumerate(self.pairs or []):
@@ -94,9 +103,17 @@ class SimilarityConfig:
                 raise ConfigError(f"{where}.pairs[{i}]: compares '{p[0]}' with itself; name two hookpoints.")
         if self.decoder_baseline not in DECODER_BASELINE:
             raise ConfigError(f"{where}.decoder_baseline: '{self.decoder_baseline}' is not one of {', '.join(DECODER_BASELINE)}.")
+        if self.matching not in MATCHING:
+            raise ConfigError(f"{where}.matching: '{self.matching}' is not one of {', '.join(MATCHING)}.")
+        if self.candidates is not None and self.candidates < 1:
+            raise ConfigError(f"{where}.candidates must be at least 1, or null for every co-firing pair.")
         if self.heatmap_latents < 2:
             raise ConfigError(f"{where}.heatmap_latents must be at least 2.")
         self.cross_scoring.validate(f"{where}.cross_scoring")
+
+    def sparse_for(self, na: int, nb: int) -> bool:
+        """Whether dictionaries of ``na`` and ``nb`` latents are compared by the sparse method."""
+        return self.matching == "sparse" or (self.matching == "auto" and max(na, nb) > self.dense_max_latents)
 
     def check_hookpoints(self, hookpoints: dict, where: str) -> None:
         for i, (a, b) in enumerate(self.pairs or []):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .compare import SimilarityResult
 from .matching import pair_kind
@@ -27,7 +28,8 @@ def heatmap_figures(result: SimilarityResult, n: int = 128) -> dict:
             sub = mat[:n, :n]
             ax.set_xlabel(f"{b} explained latents"), ax.set_ylabel(f"{a} explained latents")
         else:
-            sub = mat[np.ix_(top["latent_a"].to_numpy(), top["latent_b"].to_numpy())]
+            ia, ib = top["latent_a"].to_numpy(), top["latent_b"].to_numpy()
+            sub = mat[ia][:, ib].toarray() if sp.issparse(mat) else mat[np.ix_(ia, ib)]
             ax.set_xlabel(f"{b} latent (matched order)"), ax.set_ylabel(f"{a} latent (top {len(top)} by frequency)")
         im = ax.imshow(sub, aspect="auto", cmap="viridis", interpolation="nearest")
         fig.colorbar(im, ax=ax, label=measure)

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from autointerp import similarity as sim
 from autointerp.config import parse_config
@@ -113,7 +114,9 @@ def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanati
     figures = sim.heatmap_figures(result, cfg.heatmap_latents)
     metrics = sim.summary_metrics(result.summary, f"similarity.{a}__{b}")
     empty = np.zeros((0, 0), dtype=np.float32)
-    return (result.matched, result.summary, result.matrices["jaccard"].astype(np.float16),
+    jaccard = result.matrices["jaccard"]
+    jaccard = empty if sp.issparse(jaccard) else jaccard  # the sparse method keeps no [na, nb] matrix
+    return (result.matched, result.summary, jaccard.astype(np.float16),
             result.matrices.get("decoder_cosine", empty).astype(np.float16), figures,
             {k: {"value": v, "step": 0} for k, v in metrics.items()})
 
