@@ -275,3 +275,21 @@ def test_token_strings_never_lose_characters(model_and_tokenizer):
     strings = TokenStrings(tok).window(ids)
     assert len(strings) == len(ids) and "".join(strings) == text
     assert any(s == "" for s in strings)  # a split character sits on the token that completes it
+
+
+def test_one_job_for_both_outputs_runs_once(sample_cache, tmp_path, monkeypatch):
+    """The sample node returns the same job for the examples and the latents table: the second
+    save is answered from memory (the folder is not re-fingerprinted or re-read)."""
+    import autointerp.sampling.job as job_module
+
+    root, tokens, cache, dictionary = sample_cache
+    calls = []
+    real = job_module.sample_hookpoint
+    monkeypatch.setattr(job_module, "sample_hookpoint", lambda out, job: calls.append(out) or real(out, job))
+    cfg = dict(NO_EMBED, selection={"mode": "first", "n": 1, "min_activating": 5})
+    job = SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary,
+                    parse_config(SampleConfig, cfg, "parameters: sample"), progress=False)
+    first = job.run(tmp_path / "x")
+    assert job.run(tmp_path / "x") is first and len(calls) == 1 and first["complete"]
+    job.run(tmp_path / "y")  # another folder is another piece of work
+    assert len(calls) == 2
