@@ -70,7 +70,8 @@ def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig
     jac_chance = float(pair_values(jac, rand_a, rand_b).mean()) if n_rand else float("nan")
     extra = {"unmatched": unmatched, "method": "sparse" if sparse else "dense",
              "candidates": cfg.candidates if sparse else None,
-             "dead_a": int((co.count_a == 0).sum()), "dead_b": int((co.count_b == 0).sum())}
+             "dead_a": int((co.count_a == 0).sum()), "dead_b": int((co.count_b == 0).sum()),
+             "l0_a": float(co.count_a.sum() / max(co.n_tokens, 1)), "l0_b": float(co.count_b.sum() / max(co.n_tokens, 1))}
     summary = [_summary_row("coactivation", "jaccard", jv, th.jaccard, jac_chance, cfg.seed, cfg.bootstrap,
                             live_pairs=len(rows), **extra)]
 

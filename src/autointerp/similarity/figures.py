@@ -59,17 +59,21 @@ def overview(summaries: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def overview_figure(df: pd.DataFrame):
-    """Bar plot: mean matched-pair similarity per measure, pairs grouped by stream kind."""
+    """Bars per measure, pairs grouped by stream kind: the mean matched-pair similarity (95% CI,
+    chance level as a black tick) and, below, its lift over chance (``mean - chance``, 95% CI)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, (ax, ax_lift) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
     if df.empty:
         ax.text(0.5, 0.5, "no pairs compared", ha="center")
         return fig
     df = df.assign(label=df["matching"] + "\n" + df["measure"], pair=df["hookpoint_a"] + " vs " + df["hookpoint_b"])
+    if "lift_diff" not in df:
+        df = df.assign(lift_diff=df["mean"] - df["chance"], lift_diff_ci_low=df["ci_low"] - df["chance"],
+                       lift_diff_ci_high=df["ci_high"] - df["chance"])
     labels = list(dict.fromkeys(df["label"]))
     pairs = list(dict.fromkeys(df.sort_values("kind")["pair"]))
     width = 0.8 / max(len(pairs), 1)
@@ -77,11 +81,20 @@ def overview_figure(df: pd.DataFrame):
     for j, p in enumerate(pairs):
         sub = df[df["pair"] == p].set_index("label").reindex(labels)
         kind = df.loc[df["pair"] == p, "kind"].iloc[0]
+        x = np.arange(len(labels)) + j * width - 0.4 + width / 2
+        style = dict(color=colors.get(kind), alpha=0.5 + 0.5 * (j % 2), capsize=2)
         err = np.vstack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]]).clip(min=0)
-        ax.bar(np.arange(len(labels)) + j * width - 0.4 + width / 2, sub["mean"], width, yerr=err,
-               label=f"{p} ({kind})", color=colors.get(kind), alpha=0.5 + 0.5 * (j % 2), capsize=2)
-    ax.set_xticks(np.arange(len(labels)), labels, fontsize=8)
-    ax.set_ylabel("mean matched-pair similarity")
+        l0 = ""
+        if {"l0_a", "l0_b"} <= set(sub.columns) and sub["l0_a"].notna().any():
+            l0 = f", L0 {sub['l0_a'].dropna().iloc[0]:.0f}/{sub['l0_b'].dropna().iloc[0]:.0f}"
+        ax.bar(x, sub["mean"], width, yerr=err, label=f"{p} ({kind}{l0})", **style)
+        ax.scatter(x, sub["chance"], marker="_", color="black", s=60, zorder=3)
+        err = np.vstack([sub["lift_diff"] - sub["lift_diff_ci_low"], sub["lift_diff_ci_high"] - sub["lift_diff"]]).clip(min=0)
+        ax_lift.bar(x, sub["lift_diff"], width, yerr=err, **style)
+    ax_lift.axhline(0, color="grey", lw=0.8)
+    ax_lift.set_xticks(np.arange(len(labels)), labels, fontsize=8)
+    ax.set_ylabel("mean matched-pair similarity\n(black: chance)")
+    ax_lift.set_ylabel("lift over chance\n(mean - chance)")
     ax.set_title("adjacent residual vs adjacent MLP dictionaries")
     ax.legend(fontsize=7)
     fig.tight_layout()

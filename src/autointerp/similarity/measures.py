@@ -38,8 +38,21 @@ def _summary_row(matching: str, measure: str, values: np.ndarray, threshold: flo
         lo, hi = bootstrap_ci(values, seed=seed, n=bootstrap)
         row.update(mean=float(values.mean()), median=float(np.median(values)), std=float(values.std()),
                    ci_low=lo, ci_high=hi, frac_above=float((values >= threshold).mean()))
+    row.update(lifts(row["mean"], row["ci_low"], row["ci_high"], row["chance"]))
     row.update(extra)
     return row
+
+
+def lifts(mean: float, ci_low: float, ci_high: float, chance: float) -> dict[str, float]:
+    """A measure as a lift over its chance level: ``lift_diff = mean - chance`` (with its 95% CI,
+    the mean's CI shifted by the chance level) and ``lift_ratio = mean / chance`` (NaN when the
+    chance level is not positive). Measures of different scales and pairs of different sparsity
+    compare on these, not on the raw means."""
+    ok = np.isfinite(chance)
+    return {"lift_diff": float(mean - chance) if ok else np.nan,
+            "lift_diff_ci_low": float(ci_low - chance) if ok else np.nan,
+            "lift_diff_ci_high": float(ci_high - chance) if ok else np.nan,
+            "lift_ratio": float(mean / chance) if ok and chance > 0 else np.nan}
 
 
 def bootstrap_ci(values, seed: int = 0, n: int = 1000, level: float = 0.95) -> tuple[float, float]:
@@ -63,10 +76,11 @@ def _default_embed(model_name: str):
 
 
 def summary_metrics(summary: pd.DataFrame, prefix: str) -> dict[str, float]:
-    """Flat metrics ``{prefix}.{matching}.{measure}.{mean|frac_above|n|chance|cross_eligible}`` (finite values only)."""
+    """Flat metrics ``{prefix}.{matching}.{measure}.{mean|frac_above|n|chance|lift_diff|lift_ratio|cross_eligible}``
+    (finite values only)."""
     out = {}
     for r in summary.itertuples():
-        for k in ("mean", "frac_above", "n", "chance", "cross_eligible"):
+        for k in ("mean", "frac_above", "n", "chance", "lift_diff", "lift_ratio", "cross_eligible"):
             v = getattr(r, k, None)
             if v is not None and np.isfinite(v):
                 out[f"{prefix}.{r.matching}.{r.measure}.{k}"] = float(v)

@@ -128,8 +128,8 @@ def similarity_overview(*summaries: pd.DataFrame):
     metrics = {}
     if not df.empty:
         for (kind, matching, measure), g in df.groupby(["kind", "matching", "measure"]):
-            for k in ("mean", "frac_above"):
-                v = g[k].mean()
+            for k in ("mean", "frac_above", "lift_diff", "lift_ratio"):
+                v = g[k].mean() if k in g else np.nan
                 if np.isfinite(v):
                     metrics[f"similarity.{kind}.{matching}.{measure}.{k}"] = {"value": float(v), "step": 0}
     return df, fig, metrics
