@@ -100,10 +100,11 @@ class Sampler:
         info["n_windows"] = len(win)
         if len(win) < cfg.selection.min_activating:
             return [], dict(info, status=rare_reason(len(win), cfg.selection.min_activating, "non-overlapping activating windows"))
-        if len(win) < cfg.min_test + cfg.min_train:
+        min_test, min_train = min(cfg.min_test, cfg.n_test), min(cfg.min_train, cfg.n_train)  # (configs built in code)
+        if len(win) < min_test + min_train:
             return [], dict(info, status=TOO_FEW_FOR_TEST,
-                            note=f"{len(win)} non-overlapping activating windows < sample.min_test {cfg.min_test} + "
-                                 f"sample.min_train {cfg.min_train}: no activating test set beside a training set")
+                            note=f"{len(win)} non-overlapping activating windows < sample.min_test {min_test} + "
+                                 f"sample.min_train {min_train}: no activating test set beside a training set")
         rng = np.random.default_rng([cfg.seed, latent])
         train, test = split_train_test(win, cfg, rng)
         return latent, (toks, vals, win, train, test, rng, info)
