@@ -28,12 +28,13 @@ The co-activation matrix is accumulated token-chunk by token-chunk from the spar
 
 Modules: ``config`` (settings), ``coactivation`` (co-activation counts from the caches),
 ``matching`` (one-to-one matching, decoder baseline), ``measures`` (summaries, bootstrap),
-``compare`` (the whole comparison of one pair), ``cross_scoring``, ``figures`` (per pair and
+``sparse`` (the same without dense matrices), ``compare`` (the whole comparison of one pair),
+``matched_latents`` (top matched latents per hookpoint, for sampling), ``cross_scoring``, ``figures`` (per pair and
 overview), ``score_comparison`` (latents vs neurons). This package imports nothing from Kedro.
 """
 
 from .coactivation import Coactivation, check_same_corpus, chunk_csr, coactivation
-from .compare import SimilarityResult, compare
+from .compare import SimilarityResult, coactivation_matching, compare
 from .config import (
                      CROSS_METRICS,
                      DECODER_BASELINE,
@@ -45,12 +46,14 @@ from .config import (
 )
 from .cross_scoring import CrossScorer, CrossScores, test_examples
 from .figures import heatmap_figures, overview, overview_figure
+from .matched_latents import MATCHED_COLUMNS, hookpoint_matched, pair_top_matched, top_matched
 from .matching import decoder_cosine, match, pair_kind, pair_values, shares_decoder_space, stream_kind
 from .measures import bootstrap_ci, explanation_table, summary_metrics
 from .score_comparison import compare_scores, dictionary_label, scores_figure
 from .sparse import match_sparse, sparse_coactivation, token_csr
 
 __all__ = [
+    "MATCHED_COLUMNS", "coactivation_matching", "hookpoint_matched", "pair_top_matched", "top_matched",
     "CROSS_METRICS", "DECODER_BASELINE", "FEW_PAIRS", "MEASURES", "Coactivation", "CrossScorer", "CrossScores",
     "CrossScoringConfig", "SimilarityConfig", "SimilarityResult", "Thresholds", "bootstrap_ci", "check_same_corpus",
     "chunk_csr", "coactivation", "compare", "compare_scores", "decoder_cosine", "dictionary_label",

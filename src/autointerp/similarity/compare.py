@@ -28,6 +28,29 @@ class SimilarityResult:
     decoder_matched: pd.DataFrame | None = None
 
 
+def coactivation_matching(cache_a: LatentCache, cache_b: LatentCache, cfg: SimilarityConfig, progress: bool = True):
+    """(co-activation, Jaccard matrix, matched pairs table, whether the sparse method ran):
+    the co-activation matching alone, by the method ``cfg`` picks for these sizes. Pairs that
+    never co-fire are no match and are left out."""
+    sparse = cfg.sparse_for(cache_a.num_latents, cache_b.num_latents)
+    if sparse:
+        co = sparse_coactivation(cache_a, cache_b, candidates=cfg.candidates, progress=progress)
+        jac = co.jaccard()
+        rows, cols = match_sparse(jac)
+    else:
+        co = coactivation(cache_a, cache_b, progress=progress)
+        jac = co.jaccard()
+        rows, cols = match(jac)
+    jv = pair_values(jac, rows, cols)
+    rows, cols, jv = rows[jv > 0], cols[jv > 0], jv[jv > 0]
+    matched = pd.DataFrame({
+        "hookpoint_a": cache_a.hookpoint, "latent_a": rows, "hookpoint_b": cache_b.hookpoint, "latent_b": cols,
+        "jaccard": jv, "coactivations": pair_values(co.both, rows, cols),
+        "count_a": co.count_a[rows], "count_b": co.count_b[cols],
+    })
+    return co, jac, matched, sparse
+
+
 def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig | None = None,
             explanations_a: pd.DataFrame | None = None, explanations_b: pd.DataFrame | None = None,
             W_dec_a: np.ndarray | None = None, W_dec_b: np.ndarray | None = None,
@@ -44,23 +67,9 @@ def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig
     rng = np.random.default_rng(cfg.seed)
     th = cfg.thresholds
     na, nb = cache_a.num_latents, cache_b.num_latents
-    sparse = cfg.sparse_for(na, nb)
-    if sparse:
-        co = sparse_coactivation(cache_a, cache_b, candidates=cfg.candidates, progress=progress)
-        jac = co.jaccard()
-        rows, cols = match_sparse(jac)
-    else:
-        co = coactivation(cache_a, cache_b, progress=progress)
-        jac = co.jaccard()
-        rows, cols = match(jac)
-    jv = pair_values(jac, rows, cols)
-    rows, cols, jv = rows[jv > 0], cols[jv > 0], jv[jv > 0]  # a pair that never co-fires is no match
+    co, jac, matched, sparse = coactivation_matching(cache_a, cache_b, cfg, progress)
+    rows, cols, jv = matched["latent_a"].to_numpy(), matched["latent_b"].to_numpy(), matched["jaccard"].to_numpy()
     unmatched = max(na, nb) - len(rows)
-    matched = pd.DataFrame({
-        "hookpoint_a": a, "latent_a": rows, "hookpoint_b": b, "latent_b": cols,
-        "jaccard": jv, "coactivations": pair_values(co.both, rows, cols),
-        "count_a": co.count_a[rows], "count_b": co.count_b[cols],
-    })
     matrices = {"jaccard": jac}
     # chance: a random one-to-one pairing of the latents that fire (pairs outside a pruned
     # candidate graph read as 0, so with `candidates` it is a lower bound)

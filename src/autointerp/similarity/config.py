@@ -78,6 +78,9 @@ class SimilarityConfig:
     per latent and side, ``None`` all of them) and matches on that graph
     (:mod:`autointerp.similarity.sparse`); ``auto`` is dense up to ``dense_max_latents`` latents
     on both sides, sparse above.
+    ``matched_latents``: with N > 0, the top N matched pairs of every configured pair are
+    written per hookpoint (``{namespace}.matched_latents``) for ``sample.selection.mode: matched``
+    (match before sampling, :mod:`autointerp.similarity.matched_latents`); 0 writes none.
     """
 
     pairs: list[list[str]] = field(default_factory=list)
@@ -94,6 +97,7 @@ class SimilarityConfig:
     matching: str = "auto"
     dense_max_latents: int = 8192
     candidates: int | None = 32
+    matched_latents: int = 0
 
     def validate(self, where: str) -> None:
         for i, p in enumerate(self.pairs or []):
@@ -107,6 +111,8 @@ class SimilarityConfig:
             raise ConfigError(f"{where}.matching: '{self.matching}' is not one of {', '.join(MATCHING)}.")
         if self.candidates is not None and self.candidates < 1:
             raise ConfigError(f"{where}.candidates must be at least 1, or null for every co-firing pair.")
+        if self.matched_latents < 0:
+            raise ConfigError(f"{where}.matched_latents must be 0 (off) or a number of matched pairs per pair.")
         if self.heatmap_latents < 2:
             raise ConfigError(f"{where}.heatmap_latents must be at least 2.")
         self.cross_scoring.validate(f"{where}.cross_scoring")

@@ -121,6 +121,19 @@ def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanati
             {k: {"value": v, "step": 0} for k, v in metrics.items()})
 
 
+def match_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, *, pair: tuple[str, str]) -> pd.DataFrame:
+    """The top ``similarity.matched_latents`` co-activation matches of one pair, both sides."""
+    a, b = pair
+    cfg = similarity_config(similarity, hookpoints)
+    cache_a, cache_b = _check_cache(cache_a, a), _check_cache(cache_b, b)
+    return sim.pair_top_matched(cache_a, cache_b, cfg, cfg.matched_latents)
+
+
+def matched_latents(*tables: pd.DataFrame, hookpoint: str) -> pd.DataFrame:
+    """One hookpoint's matched latents over every pair it is in (read by ``sample.selection.mode: matched``)."""
+    return sim.hookpoint_matched(hookpoint, *tables)
+
+
 def similarity_overview(*summaries: pd.DataFrame):
     """All pairs side by side (residual vs MLP vs mixed pairs), as a table and a bar plot."""
     df = sim.overview([s for s in summaries if s is not None and len(s)])

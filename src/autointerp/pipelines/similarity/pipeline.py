@@ -48,6 +48,25 @@ def pair_pipeline(a: str, b: str, explanations: bool, cross_scoring: bool = Fals
     return Pipeline([Node(bind(nodes.compare_pair, pair=(a, b)), inputs, outputs, name="compare_pair", namespace=pns)])
 
 
+def create_match_pipeline(**kwargs) -> Pipeline:
+    """Match before sampling: per configured pair the top ``similarity.matched_latents`` matches
+    (``{pair}.top_matched``), and per hookpoint its matched latents (``{namespace}.matched_latents``),
+    which ``sample.selection.mode: matched`` reads. Empty when ``matched_latents`` is 0."""
+    if not int((run_parameters().get("similarity") or {}).get("matched_latents") or 0):
+        return Pipeline([])
+    pairs = configured_pairs()
+    pipe = Pipeline([Node(bind(nodes.match_pair, pair=(a, b)),
+                          {"cache_a": f"{namespace(a)}.latent_cache", "cache_b": f"{namespace(b)}.latent_cache",
+                           "hookpoints": "params:hookpoints", "similarity": "params:similarity"},
+                          f"{pair_namespace(a, b)}.top_matched", name="match_pair", namespace=pair_namespace(a, b))
+                     for a, b in pairs])
+    for h in dict.fromkeys(h for p in pairs for h in p):
+        tables = [f"{pair_namespace(a, b)}.top_matched" for a, b in pairs if h in (a, b)]
+        pipe += Pipeline([Node(bind(nodes.matched_latents, hookpoint=h), tables, f"{namespace(h)}.matched_latents",
+                               name="matched_latents", namespace=namespace(h))])
+    return pipe
+
+
 def create_pipeline(**kwargs) -> Pipeline:
     explanations = bool((run_parameters().get("similarity") or {}).get("explanations", True))
     if explanations and not stage_available("explain"):
@@ -58,7 +77,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         cross = False
         log.warning("similarity.cross_scoring needs the sample and score stages, not in this project: skipped")
     pairs = configured_pairs()
-    pipe = sum((pair_pipeline(a, b, explanations, cross) for a, b in pairs), Pipeline([]))
+    pipe = sum((pair_pipeline(a, b, explanations, cross) for a, b in pairs), create_match_pipeline())
     if pairs:
         pipe += Pipeline([Node(nodes.similarity_overview, [f"{pair_namespace(a, b)}.similarity_summary" for a, b in pairs],
                                ["similarity_overview", "similarity_overview_plot", "similarity_overview_metrics"],
