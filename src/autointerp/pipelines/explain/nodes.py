@@ -8,6 +8,7 @@ import pandas as pd
 
 from autointerp.config import parse_config
 from autointerp.explainers import REGISTRY, ExplainConfig, ExplainJob
+from autointerp.explainers.job import STATISTICS_MODEL
 from autointerp.llm import LLMConfig
 
 
@@ -44,29 +45,28 @@ def explain_latents(
 
 
 def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
-    """Failures and LLM usage of the explanations, as MLflow metrics (all explainers
-    together, and ``explain.<hookpoint>.<explainer>.latents`` / ``.failed`` per explainer)."""
-    per = {}
-    if len(explanations) and "explainer" in explanations:
-        for name, g in explanations.groupby("explainer"):
-            per[f"{name}.latents"] = float(len(g))
-            per[f"{name}.failed"] = float(g["failure"].notna().sum())
+    """Failures and LLM usage of the explanations, as MLflow metrics: rows and failures of
+    all explainers together and per explainer (``explain.<hookpoint>.<explainer>.latents`` /
+    ``.failed`` / ``.echoed``), tokens over the LLM explainers' rows."""
     n = len(explanations)
     failed = int(explanations["failure"].notna().sum()) if n else 0
+    llm = explanations[explanations["model"] != STATISTICS_MODEL] if n else explanations
     metrics = {
         "latents": float(n),
         "failed": float(failed),
         "failure_rate": failed / n if n else 0.0,
-        "prompt_tokens": float(explanations["prompt_tokens"].sum()) if n else 0.0,
-        "completion_tokens": float(explanations["completion_tokens"].sum()) if n else 0.0,
-        "tokens_per_explanation": float((explanations["prompt_tokens"] + explanations["completion_tokens"]).mean())
-        if n
-        else 0.0,
+        "prompt_tokens": float(llm["prompt_tokens"].sum()) if len(llm) else 0.0,
+        "completion_tokens": float(llm["completion_tokens"].sum()) if len(llm) else 0.0,
+        "tokens_per_explanation": float((llm["prompt_tokens"] + llm["completion_tokens"]).mean()) if len(llm) else 0.0,
     }
+    if n and "explainer" in explanations:
+        for name, g in explanations.groupby("explainer"):
+            metrics[f"{name}.latents"] = float(len(g))
+            metrics[f"{name}.failed"] = float(g["failure"].notna().sum())
+            metrics[f"{name}.echoed"] = float(g["failure"].fillna("").str.startswith("echoed worked example").sum())
     meta = explanations.attrs.get("meta") or {}
     for k, v in (meta.get("usage_this_run") or {}).items():
         metrics[f"run_{k}"] = float(v)
     if meta.get("seconds_this_run") and meta.get("explained_this_run"):
         metrics["latents_per_s"] = meta["explained_this_run"] / meta["seconds_this_run"]
-    metrics.update(per)
     return {f"explain.{hookpoint}.{k}": {"value": float(v), "step": 0} for k, v in metrics.items()}
