@@ -113,19 +113,18 @@ def verdicts(metrics: pd.DataFrame, min_delta: float = 0.2, n_boot: int = 1000, 
 
 
 def mlflow_metrics(words: pd.DataFrame, hits: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFrame) -> dict:
-    """Flat ``calibrate.*`` metrics (MLflow rejects NaN: those are left out)."""
-    out = {"calibrate.words": float(len(words)),
-           "calibrate.exact": float((words["status"] == "ok").sum()) if "status" in words else 0.0,
-           "calibrate.refused": float((words["status"] != "ok").sum()) if "status" in words else 0.0}
-    out.update({f"calibrate.hit_rate.{k}": v for k, v in hit_rates(hits).items()})
+    """Flat metrics, logged as ``calibrate.<key>`` (the dataset's prefix); NaN left out (MLflow rejects it)."""
+    out = {"words": float(len(words)),
+           "exact": float((words["status"] == "ok").sum()) if "status" in words else 0.0,
+           "refused": float((words["status"] != "ok").sum()) if "status" in words else 0.0}
+    out.update({f"hit_rate.{k}": v for k, v in hit_rates(hits).items()})
     for r in summary.itertuples():
         key = "shuffled" if r.explanation == "shuffled" else ("true" if r.explanation == "true" else
                                                                f"own.{r.explainer}" + (".shuffled" if r.control else ""))
-        out.update({f"calibrate.{r.scorer}.{r.metric}.{key}": r.mean, f"calibrate.{r.scorer}.{r.metric}.{key}.lo": r.lo,
-                    f"calibrate.{r.scorer}.{r.metric}.{key}.hi": r.hi})
+        out.update({f"{r.scorer}.{r.metric}.{key}": r.mean, f"{r.scorer}.{r.metric}.{key}.lo": r.lo,
+                    f"{r.scorer}.{r.metric}.{key}.hi": r.hi})
     for r in table.itertuples():
-        out.update({f"calibrate.{r.scorer}.delta": r.delta, f"calibrate.{r.scorer}.delta.lo": r.delta_lo,
-                    f"calibrate.{r.scorer}.delta.hi": r.delta_hi,
-                    f"calibrate.{r.scorer}.informative": float(r.verdict == INFORMATIVE)})
+        out.update({f"{r.scorer}.delta": r.delta, f"{r.scorer}.delta.lo": r.delta_lo,
+                    f"{r.scorer}.delta.hi": r.delta_hi, f"{r.scorer}.informative": float(r.verdict == INFORMATIVE)})
     return {k: {"value": float(v), "step": 0} for k, v in out.items()
             if v is not None and np.isfinite(float(v))}
