@@ -74,6 +74,13 @@ def rows_status(rows: list[dict], two_class: bool) -> str:
     return OK
 
 
+def _extra(name: str, value, status: str) -> float:
+    """A scorer's extra column: counts (``n_*``) always, metrics only for ``ok`` units."""
+    if value is None or (status != OK and not name.startswith("n_")):
+        return np.nan
+    return value
+
+
 class ScoreRun:
     """A scoring folder's records, per-example scores and per-unit metrics."""
 
@@ -120,9 +127,7 @@ class ScoreRun:
                         "scorer": rec["scorer"], "control": rec["control"], "status": status, **m,
                         "prompt_tokens": rec.get("prompt_tokens", 0), "completion_tokens": rec.get("completion_tokens", 0),
                         "seconds": rec.get("seconds", 0.0),
-                        **{k: (np.nan if v is None or status != OK else v) for k, v in rec.get("extra", {}).items()
-                           if k not in ("n_skipped",)},
-                        **({"n_skipped": rec["extra"]["n_skipped"]} if "n_skipped" in rec.get("extra", {}) else {})})
+                        **{k: _extra(k, v, status) for k, v in rec.get("extra", {}).items()}})
         cols = METRIC_COLUMNS + [f"recall_q{i}" for i in range(nq)]
         df = pd.DataFrame(out)
         for c in cols:
