@@ -3,6 +3,8 @@ corpus text and explanation carry markup that must never run."""
 
 from __future__ import annotations
 
+from itertools import product
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,8 @@ EVIL_EXPLANATION = 'HTML tags like <img src=x onerror="window.__pwned=2"> and <b
 WORDS = [" the", " king", " of", " Denmark", " is", " dead", ",", " long", " live", " the", " queen", "\n"]
 SCORERS = ["detection", "fuzzing"]
 N_QUANTILES = 4
+TWO_EXPLAINERS = "layers.2"  # LLM and statistical explanations; layers.2.mlp's metrics are an old run's (no explainer)
+EXPLAINERS = {"layers.2": ["default", "tokens"], "layers.2.mlp": [None]}
 
 
 def _window(rng, latent, kind, split, quantile, peak, evil=False):
@@ -55,16 +59,24 @@ def stage_tables(hookpoint: str) -> dict[str, pd.DataFrame]:
         expl.append({"hookpoint": hookpoint, "latent": latent, "explanation": text, "explainer": "default",
                      "model": "smollm2", "prompt_tokens": 600, "completion_tokens": 20, "seconds": 1.0,
                      "failure": None, "raw": text})
+        if hookpoint == TWO_EXPLAINERS:
+            stat = f'fires on "{WORDS[latent % len(WORDS)]}" (80% of activation mass)'
+            expl.append({**expl[-1], "explanation": stat, "explainer": "tokens", "model": "statistics", "raw": stat})
         for s_i, scorer in enumerate(SCORERS):
-            for control in (False, True):
+            for explainer, control in product(EXPLAINERS[hookpoint], (False, True)):
                 base = 0.55 + 0.08 * i + 0.05 * s_i if not control else 0.5 - 0.02 * i
+                if explainer == "tokens" and not control:  # the baseline wins on fuzzing, loses on detection
+                    base += 0.15 if scorer == "fuzzing" else -0.1
                 row = {"hookpoint": hookpoint, "latent": latent, "scorer": scorer, "control": control,
+                       **({"explainer": explainer} if explainer else {}),
                        "accuracy": base, "balanced_accuracy": base, "precision": base, "recall": base,
                        "f1": base, "auroc": min(base + 0.1, 1.0), "n": 10, "n_failed": 0,
                        "prompt_tokens": 100, "completion_tokens": 0, "seconds": 0.1}
                 for q in range(N_QUANTILES):
                     row[f"recall_q{q}"] = min(1.0, base * (q + 1) / N_QUANTILES + 0.2)
                 met.append(row)
+                if explainer == "tokens":
+                    continue
                 for k in range(4):
                     per_ex.append({"hookpoint": hookpoint, "latent": latent, "scorer": scorer, "control": control,
                                    "example_id": k, "kind": "activating" if k < 2 else "random",
@@ -90,6 +102,26 @@ def similarity_overview() -> pd.DataFrame:
             rows.append({"hookpoint_a": a, "hookpoint_b": b, "matching": "coactivation", "measure": measure,
                          "mean": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "fraction_above": v})
     return pd.DataFrame(rows)
+
+
+def calibration_tables() -> dict[str, pd.DataFrame]:
+    """The calibrate stage's verdicts, hits and summary: detection not informative, fuzzing informative."""
+    verdicts = pd.DataFrame([
+        {"scorer": "detection", "metric": "auroc", "true": 0.52, "true_lo": 0.45, "true_hi": 0.6, "shuffled": 0.5,
+         "shuffled_lo": 0.44, "shuffled_hi": 0.57, "delta": 0.02, "delta_lo": -0.05, "delta_hi": 0.09, "n_latents": 8,
+         "verdict": "not informative with this model"},
+        {"scorer": "fuzzing", "metric": "auroc", "true": 0.9, "true_lo": 0.85, "true_hi": 0.95, "shuffled": 0.52,
+         "shuffled_lo": 0.47, "shuffled_hi": 0.58, "delta": 0.38, "delta_lo": 0.3, "delta_hi": 0.45, "n_latents": 8,
+         "verdict": "informative"}])
+    hits = pd.DataFrame([
+        {"latent": 0, "word": "crown", "explainer": "default", "explanation": 'the word "crown"', "failure": None, "hit": True},
+        {"latent": 1, "word": "sword", "explainer": "default", "explanation": "verbs ending in -ing", "failure": None,
+         "hit": False},
+        {"latent": 0, "word": "crown", "explainer": "tokens", "explanation": 'fires on " crown"', "failure": None, "hit": True},
+        {"latent": 1, "word": "sword", "explainer": "tokens", "explanation": 'fires on " sword"', "failure": None, "hit": True}])
+    summary = pd.DataFrame([{"scorer": "fuzzing", "metric": "auroc", "explanation": "default", "explainer": "default",
+                             "control": False, "mean": 0.7, "lo": 0.6, "hi": 0.8, "n_latents": 8}])
+    return {"verdicts": verdicts, "hits": hits, "summary": summary}
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +155,9 @@ def report_run(tmp_path_factory, fixture_tables):
             continue  # no cache in this run: the hook passes None, histograms come from examples
         if name == "similarity_overview":
             catalog[name] = similarity_overview()
+            continue
+        if name.startswith("calibration_"):
+            catalog[name] = calibration_tables()[name.removeprefix("calibration_")]
             continue
         ns, role = name.split(".", 1)
         hookpoint = next(h for h in HOOKPOINTS if h.replace(".", "_") == ns)

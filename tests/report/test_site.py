@@ -62,7 +62,9 @@ def test_index_lists_every_latent(report_run, browser):
     assert all((report_run["site"] / h).exists() for h in hrefs)
     # scores and real-minus-control columns for each scorer
     heads = b.execute_script("return Array.prototype.map.call(document.querySelectorAll('#latents th'), function(h){return h.textContent;});")
-    assert "detection balanced_accuracy" in heads and "fuzzing auroc − control" in heads
+    # both explainers side by side; an old run's metrics (no explainer column) read as `default`
+    assert "detection balanced_accuracy [default] ⚠" in heads and "fuzzing auroc [tokens] − control" in heads
+    assert "explanation (default)" in heads and "explanation (tokens)" in heads
 
 
 def test_clicking_a_header_sorts(report_run, browser):
@@ -177,3 +179,41 @@ def test_report_without_any_stage_output_still_renders():
     _, site = build_report(data, cfg)
     page = site["latents/layers_2/3.html"]()
     assert "tok on" in page and "not available yet: run `kedro run --pipelines explain`" in page
+
+
+def test_calibration_verdicts_mark_uninformative_scorers(report_run, browser):
+    b = open_page(browser, report_run["site"] / "index.html")
+    verdicts = {r.get_attribute("data-scorer"): r.text for r in b.find_elements("css selector", "#verdicts tbody tr")}
+    assert "not informative with this model" in verdicts["detection"] and verdicts["fuzzing"].endswith("informative")
+    assert "0.380 [0.300, 0.450]" in verdicts["fuzzing"]
+    assert "default 1/2, tokens 2/2" in b.find_element("id", "hit-rates").text
+    assert "verbs ending in -ing" in b.find_element("id", "calibration-explanations").text
+    # the index and the summary mark the scorer that the same run's calibration found not informative
+    marked = b.execute_script("return Array.prototype.map.call(document.querySelectorAll('#latents th.uninformative'),"
+                              " function(h){return h.textContent;});")
+    assert marked and all(h.startswith("detection") and "⚠" in h for h in marked)
+    rows = b.find_elements("css selector", "#summary tbody tr")
+    det = [r for r in rows if "detection" in r.text]
+    assert det and all("uninformative" in r.get_attribute("class") for r in det)
+    assert not any("uninformative" in (r.get_attribute("class") or "") for r in rows if "fuzzing" in r.text)
+
+
+def test_explainers_side_by_side_with_the_better_one_starred(report_run, browser):
+    b = open_page(browser, report_run["site"] / "index.html")
+    rows = [r.find_elements("tag name", "td") for r in b.find_elements("css selector", "#summary tbody tr")]
+    table = {(c[0].text, c[1].text.replace(" ⚠", ""), c[2].text, c[3].text.replace(" ★", "")): c for c in rows}
+    for metric in ("balanced_accuracy", "auroc"):
+        # the statistical baseline beats the LLM on fuzzing, loses on detection (the fixture's numbers)
+        assert "★" in table[("layers.2", "fuzzing", metric, "tokens")][3].text
+        assert "★" in table[("layers.2", "detection", metric, "default")][3].text
+        assert "★" not in table[("layers.2", "fuzzing", metric, "default")][3].text
+        assert re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]", table[("layers.2", "fuzzing", metric, "tokens")][4].text)
+    # an old run's table (no explainer column) is read as `default`, with no star (nothing to compare)
+    assert ("layers.2.mlp", "fuzzing", "auroc", "default") in table
+    assert "★" not in table[("layers.2.mlp", "fuzzing", "auroc", "default")][3].text
+    assert "explainers.png" in {p.name for p in report_run["plots"].glob("*.png")}
+    b = open_page(browser, report_run["site"] / "latents" / "layers_2" / "11.html")
+    shown = {p.get_attribute("data-explainer"): p.text for p in b.find_elements("css selector", "p.explanation")}
+    assert set(shown) == {"default", "tokens"} and "royal speech #11" in shown["default"]
+    scores = b.find_element("css selector", "table.scores").text
+    assert "fuzzing tokens real" in scores and "fuzzing default real" in scores

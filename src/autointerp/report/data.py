@@ -38,7 +38,7 @@ class ReportConfig:
     max_non_activating: int = 8       # non-activating examples shown per kind
     histogram_bins: int = 30
     histograms_from_cache: bool = True  # exact histogram from the latent cache, else from examples
-    stages: list[str] = field(default_factory=lambda: ["sample", "explain", "score", "similarity"])
+    stages: list[str] = field(default_factory=lambda: ["sample", "explain", "score", "calibrate", "similarity"])
     similarity_datasets: list[str] = field(default_factory=lambda: ["similarity_overview"])
 
     def validate(self, where: str) -> None:
@@ -50,7 +50,7 @@ class ReportConfig:
         for name in ("max_activating", "max_non_activating", "histogram_bins"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be at least 1, got {getattr(self, name)}.")
-        known = {"sample", "explain", "score", "similarity"}
+        known = {"sample", "explain", "score", "calibrate", "similarity"}
         bad = [s for s in self.stages if s not in known]
         if bad:
             raise ConfigError(f"{where}.stages: unknown stage '{bad[0]}'. Valid: {', '.join(sorted(known))}.")
@@ -189,6 +189,43 @@ def _row_lookup(df: pd.DataFrame | None) -> dict[int, dict]:
     return {int(r["latent"]): r for r in df.drop_duplicates("latent").to_dict("records")}
 
 
+DEFAULT_EXPLAINER = "default"  # tables without an ``explainer`` column (old runs)
+BASELINE = "tokens"  # the statistical explainer: the baseline every LLM explanation must beat
+
+
+def explainer_of(df: pd.DataFrame) -> pd.Series:
+    """The ``explainer`` column of a table (``default`` where missing: old runs)."""
+    if "explainer" not in df.columns:
+        return pd.Series(DEFAULT_EXPLAINER, index=df.index)
+    return df["explainer"].fillna(DEFAULT_EXPLAINER).astype(str)
+
+
+def order_explainers(names) -> list[str]:
+    """LLM explainers first (sorted), the statistical baseline last."""
+    names = set(names) - {"none"}
+    return sorted(n for n in names if n != BASELINE) + ([BASELINE] if BASELINE in names else [])
+
+
+def explainers(data: Iterable[HookpointData]) -> list[str]:
+    """Every explainer of the run's explanations and score metrics."""
+    names: set[str] = set()
+    for d in data:
+        for t in (d.explanations, d.metrics):
+            if t is not None and len(t):
+                names.update(explainer_of(t).unique())
+    return order_explainers(names)
+
+
+def _explanations_by_latent(df: pd.DataFrame | None) -> dict[int, dict[str, dict]]:
+    """latent -> explainer -> explanation row."""
+    if df is None or "latent" not in df.columns or not len(df):
+        return {}
+    out: dict[int, dict[str, dict]] = {}
+    for r, e in zip(df.to_dict("records"), explainer_of(df)):
+        out.setdefault(int(r["latent"]), {}).setdefault(e, r)
+    return out
+
+
 def scorers(data: Iterable[HookpointData]) -> list[str]:
     names: set[str] = set()
     for d in data:
@@ -197,34 +234,40 @@ def scorers(data: Iterable[HookpointData]) -> list[str]:
     return sorted(names)
 
 
-def metric_pairs(data: HookpointData, latent: int) -> dict[str, dict[str, dict[str, float | None]]]:
-    """scorer -> metric (and ``recall_q*``, ``n``, ``n_failed``) -> {real, control} for one latent."""
-    out: dict[str, dict[str, dict[str, float | None]]] = {}
+def metric_pairs(data: HookpointData, latent: int) -> dict[tuple[str, str], dict[str, dict[str, float | None]]]:
+    """(scorer, explainer) -> metric (and ``recall_q*``, ``n``, ``n_failed``) -> {real, control}
+    for one latent (explainer ``default`` for tables without the column; ``none`` for scorers
+    that read no explanation)."""
+    out: dict[tuple[str, str], dict[str, dict[str, float | None]]] = {}
     m = data.metrics
     if m is None or not len(m):
         return out
     rows = m[m["latent"] == latent]
+    rows = rows.assign(_explainer=explainer_of(rows))
     value_cols = [c for c in rows.columns if c in METRIC_COLUMNS or c.startswith("recall_q") or c in ("n", "n_failed")]
-    for scorer, g in rows.groupby("scorer", sort=True):
+    for (scorer, explainer), g in rows.groupby(["scorer", "_explainer"], sort=True):
         per: dict[str, dict[str, float | None]] = {}
         for ctrl_flag, sub in g.groupby(g["control"].astype(bool) if "control" in g.columns else np.zeros(len(g), bool)):
             key = "control" if ctrl_flag else "real"
             for c in value_cols:
                 v = pd.to_numeric(sub[c], errors="coerce").mean()
                 per.setdefault(c, {"real": None, "control": None})[key] = None if pd.isna(v) else float(v)
-        out[str(scorer)] = per
-    return out
+        out[(str(scorer), str(explainer))] = per
+    order = {e: i for i, e in enumerate(order_explainers({e for _, e in out} | {"none"}) + ["none"])}
+    return dict(sorted(out.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99))))
 
 
 def index_rows(data: list[HookpointData], cfg: ReportConfig) -> list[dict]:
-    """One dict per latent for the index: identity, frequency, explanation, every score."""
+    """One dict per latent for the index: identity, frequency, explanations (by explainer), every score."""
     rows = []
     for d in data:
         lat_info = _row_lookup(d.latents)
-        expl = _row_lookup(d.explanations)
+        expl = _explanations_by_latent(d.explanations)
         for lat in d.latent_ids():
             info = lat_info.get(lat, {})
-            e = expl.get(lat)
+            by_explainer = {e: {"explanation": _text(r.get("explanation")), "failure": _text(r.get("failure"))}
+                            for e, r in expl.get(lat, {}).items()}
+            first = next(iter(by_explainer[e] for e in order_explainers(by_explainer)), None) if by_explainer else None
             row = {
                 "hookpoint": d.hookpoint,
                 "latent": lat,
@@ -232,12 +275,68 @@ def index_rows(data: list[HookpointData], cfg: ReportConfig) -> list[dict]:
                 "firing_count": _num(info.get("firing_count")),
                 "max_activation": _num(info.get("max_activation")),
                 "status": info.get("status"),
-                "explanation": None if e is None else _text(e.get("explanation")),
-                "explain_failure": None if e is None else _text(e.get("failure")),
+                "explanation": None if first is None else first["explanation"],
+                "explain_failure": None if first is None else first["failure"],
+                "explanations": by_explainer,
                 "scores": metric_pairs(d, lat),
             }
             rows.append(row)
     return rows
+
+
+def summary_rows(data: list[HookpointData], cfg: ReportConfig, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Per hookpoint, scorer, metric and explainer: the mean over latents with real explanations
+    (bootstrap 95% interval, as the score stage's summary computes it), the shuffled control's
+    mean, real minus control with its interval (paired per latent), and whether this explainer
+    has the best real-minus-control of the (hookpoint, scorer, metric)."""
+    from autointerp.scoring.metrics import bootstrap_ci
+
+    out = []
+    for d in data:
+        m = d.metrics
+        if m is None or not len(m):
+            continue
+        m = m.assign(_explainer=explainer_of(m), _control=m["control"].astype(bool) if "control" in m.columns else False)
+        for scorer, g in m.groupby("scorer", sort=True):
+            for metric in cfg.metrics:
+                if metric not in g.columns or pd.to_numeric(g[metric], errors="coerce").isna().all():
+                    continue
+                group = []
+                for explainer in order_explainers(set(g["_explainer"]) | {"none"}) + ["none"]:
+                    sub = g[g["_explainer"] == explainer]
+                    if not len(sub):
+                        continue
+                    val = pd.to_numeric(sub[metric], errors="coerce")
+                    real = val[~sub["_control"]].groupby(sub.loc[~sub["_control"], "latent"]).mean()
+                    ctrl = val[sub["_control"]].groupby(sub.loc[sub["_control"], "latent"]).mean()
+                    mean, lo, hi = bootstrap_ci(real.tolist(), n_boot=n_boot, seed=seed)
+                    delta = (real - ctrl).dropna()
+                    dm, dlo, dhi = bootstrap_ci(delta.tolist(), n_boot=n_boot, seed=seed) if len(delta) else (None,) * 3
+                    group.append({"hookpoint": d.hookpoint, "scorer": str(scorer), "metric": metric,
+                                  "explainer": explainer, "mean": _num(mean), "lo": _num(lo), "hi": _num(hi),
+                                  "control": _num(ctrl.mean()) if len(ctrl) else None, "delta": _num(dm),
+                                  "delta_lo": _num(dlo), "delta_hi": _num(dhi), "n": int(real.notna().sum()),
+                                  "best": False})
+                scored = [r for r in group if r["delta"] is not None]
+                if len(scored) > 1:
+                    max(scored, key=lambda r: r["delta"])["best"] = True
+                out.extend(group)
+    return out
+
+
+def calibration_view(calibration: Mapping[str, Any] | None) -> dict[str, pd.DataFrame | None]:
+    """The calibrate stage's tables (``verdicts``, ``hits``, ``summary``) or None each."""
+    calibration = calibration or {}
+    return {k: as_frame(calibration.get(k)) for k in ("verdicts", "hits", "summary")}
+
+
+def uninformative_scorers(calibration: Mapping[str, Any] | None) -> dict[str, str]:
+    """scorer -> verdict, for the scorers the same run's calibration found not informative."""
+    v = calibration_view(calibration)["verdicts"]
+    if v is None or not len(v) or "verdict" not in v.columns:
+        return {}
+    return {str(r["scorer"]): str(r["verdict"]) for r in v.to_dict("records")
+            if str(r["verdict"]).startswith("not informative")}
 
 
 def _num(v) -> float | None:
@@ -255,7 +354,7 @@ def _text(v) -> str | None:
 
 
 def flat_metrics(data: list[HookpointData], metric: str) -> pd.DataFrame:
-    """Long table hookpoint, latent, scorer, control, value of one metric (for the plots)."""
+    """Long table hookpoint, latent, scorer, explainer, control, value of one metric (for the plots)."""
     parts = []
     for d in data:
         m = d.metrics
@@ -264,12 +363,13 @@ def flat_metrics(data: list[HookpointData], metric: str) -> pd.DataFrame:
         ctrl = m["control"].astype(bool) if "control" in m.columns else pd.Series(False, index=m.index)
         parts.append(pd.DataFrame({
             "hookpoint": d.hookpoint, "latent": m["latent"].astype(int), "scorer": m["scorer"].astype(str),
-            "control": ctrl.values, "value": pd.to_numeric(m[metric], errors="coerce").values,
+            "explainer": explainer_of(m).values, "control": ctrl.values,
+            "value": pd.to_numeric(m[metric], errors="coerce").values,
         }))
     if not parts:
-        return pd.DataFrame(columns=["hookpoint", "latent", "scorer", "control", "value"])
+        return pd.DataFrame(columns=["hookpoint", "latent", "scorer", "explainer", "control", "value"])
     df = pd.concat(parts, ignore_index=True)
-    return df.groupby(["hookpoint", "latent", "scorer", "control"], as_index=False)["value"].mean()
+    return df.groupby(["hookpoint", "latent", "scorer", "explainer", "control"], as_index=False)["value"].mean()
 
 
 def similarity_matrices(similarity: Mapping[str, Any] | None) -> dict[str, pd.DataFrame]:

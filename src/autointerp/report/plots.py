@@ -70,19 +70,21 @@ def distribution_plots(data: list[HookpointData], cfg: ReportConfig) -> dict[str
 
 
 def real_vs_control_plot(data: list[HookpointData], cfg: ReportConfig) -> dict[str, Figure]:
-    """Mean of the first metric per (hookpoint, scorer), real vs control, with 95% intervals."""
+    """Mean of the first metric per (hookpoint, scorer, explainer), real vs control, with 95%
+    intervals: every explainer (LLM and the statistical baseline) side by side."""
     metric = cfg.metrics[0]
     df = flat_metrics(data, metric).dropna(subset=["value"])
     if not len(df):
         return {}
-    g = df.groupby(["hookpoint", "scorer", "control"])["value"].agg(["mean", "std", "count"]).reset_index()
-    keys = sorted({(h, s) for h, s in zip(g["hookpoint"], g["scorer"])})
+    g = df.groupby(["hookpoint", "scorer", "explainer", "control"])["value"].agg(["mean", "std", "count"]).reset_index()
+    keys = sorted({(h, s, e) for h, s, e in zip(g["hookpoint"], g["scorer"], g["explainer"])})
+    multi = len({k[2] for k in keys}) > 1
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(keys) + 2), 3.8))
     x = np.arange(len(keys))
     for off, ctrl, color, label in ((-0.2, False, REAL, "real"), (0.2, True, CONTROL, "shuffled control")):
         means, errs = [], []
-        for h, s in keys:
-            r = g[(g["hookpoint"] == h) & (g["scorer"] == s) & (g["control"] == ctrl)]
+        for h, s, e in keys:
+            r = g[(g["hookpoint"] == h) & (g["scorer"] == s) & (g["explainer"] == e) & (g["control"] == ctrl)]
             if len(r):
                 n = float(r["count"].iloc[0])
                 means.append(float(r["mean"].iloc[0]))
@@ -91,12 +93,42 @@ def real_vs_control_plot(data: list[HookpointData], cfg: ReportConfig) -> dict[s
                 means.append(np.nan)
                 errs.append(0.0)
         ax.bar(x + off, means, width=0.4, yerr=errs, color=color, label=label, capsize=3)
-    ax.set_xticks(x, [f"{h}\n{s}" for h, s in keys], fontsize=8)
+    ax.set_xticks(x, [f"{h}\n{s}" + (f"\n{e}" if multi else "") for h, s, e in keys], fontsize=7)
     ax.set_ylabel(f"mean {metric}")
-    ax.set_title(f"Real vs shuffled-explanation control ({metric})")
+    ax.set_title(f"Real vs shuffled-explanation control ({metric})" + (", per explainer" if multi else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return {"real_vs_control.png": fig}
+
+
+def explainer_comparison_plot(data: list[HookpointData], cfg: ReportConfig) -> dict[str, Figure]:
+    """Real minus control of the first metric per (hookpoint, scorer), one bar per explainer with
+    its bootstrap 95% interval: does the LLM beat the statistical baseline?"""
+    from .data import summary_rows
+
+    rows = [r for r in summary_rows(data, cfg) if r["metric"] == cfg.metrics[0] and r["delta"] is not None
+            and r["explainer"] != "none"]
+    names = sorted({r["explainer"] for r in rows})
+    if len(names) < 2:
+        return {}
+    keys = sorted({(r["hookpoint"], r["scorer"]) for r in rows})
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(keys) + 2), 3.8))
+    width = 0.8 / len(names)
+    for i, e in enumerate(names):
+        vals, lo, hi = [], [], []
+        for k in keys:
+            r = next((r for r in rows if (r["hookpoint"], r["scorer"]) == k and r["explainer"] == e), None)
+            vals.append(np.nan if r is None else r["delta"])
+            lo.append(0.0 if r is None or r["delta_lo"] is None else r["delta"] - r["delta_lo"])
+            hi.append(0.0 if r is None or r["delta_hi"] is None else r["delta_hi"] - r["delta"])
+        ax.bar(np.arange(len(keys)) + (i - (len(names) - 1) / 2) * width, vals, width, yerr=[lo, hi], capsize=3, label=e)
+    ax.axhline(0, color="k", linewidth=0.8)
+    ax.set_xticks(np.arange(len(keys)), [f"{h}\n{s}" for h, s in keys], fontsize=7)
+    ax.set_ylabel(f"{cfg.metrics[0]}: real − control")
+    ax.set_title("Explainers side by side (95% bootstrap intervals)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return {"explainers.png": fig}
 
 
 def correlation_plot(data: list[HookpointData], cfg: ReportConfig) -> dict[str, Figure]:
@@ -158,6 +190,7 @@ def all_plots(data: list[HookpointData], cfg: ReportConfig,
     figs.update(frequency_plot(data))
     figs.update(distribution_plots(data, cfg))
     figs.update(real_vs_control_plot(data, cfg))
+    figs.update(explainer_comparison_plot(data, cfg))
     figs.update(correlation_plot(data, cfg))
     figs.update(similarity_plots(matrices or {}))
     if not figs:  # the plots folder always exists (it is logged to MLflow)

@@ -14,7 +14,8 @@ from string import Template
 import numpy as np
 import pandas as pd
 
-from .data import HookpointData, ReportConfig, index_rows, metric_pairs, scorers
+from .data import (HookpointData, ReportConfig, calibration_view, explainer_of, explainers, index_rows, metric_pairs,
+                   order_explainers, scorers, summary_rows, uninformative_scorers)
 
 PLOTS_DIR = "plots"  # sibling of the site folder: <data_root>/08_reporting/plots
 
@@ -54,6 +55,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .tok{border-radius:2px}
 .tok.mark{outline:1px solid #c00}
 .pos{color:#070}.neg{color:#b00}
+.uninformative{color:#999}th.uninformative{background:#f6e7e7}
+.best{font-weight:bold}.verdict-informative{color:#070;font-weight:bold}.verdict-not{color:#b00;font-weight:bold}
 #filter{width:30em;padding:.3em;margin:.5em 0}
 nav a{margin-right:1em}
 """
@@ -111,16 +114,24 @@ def page(title: str, body: str, script: str = "") -> str:
 
 # ---------------------------------------------------------------------------------------- index
 
-def _score_columns(data: list[HookpointData], cfg: ReportConfig) -> list[tuple[str, str]]:
-    """(scorer, metric) pairs with at least one value in the run."""
+def _score_columns(data: list[HookpointData], cfg: ReportConfig) -> list[tuple[str, str, str]]:
+    """(scorer, metric, explainer) triples with at least one value in the run."""
     cols = []
     for s in scorers(data):
         for m in cfg.metrics:
-            if any(d.metrics is not None and m in d.metrics.columns
-                   and pd.to_numeric(d.metrics.loc[d.metrics["scorer"] == s, m], errors="coerce").notna().any()
-                   for d in data):
-                cols.append((s, m))
+            found: set[str] = set()
+            for d in data:
+                if d.metrics is None or m not in d.metrics.columns:
+                    continue
+                sub = d.metrics[d.metrics["scorer"] == s]
+                ok = pd.to_numeric(sub[m], errors="coerce").notna()
+                found.update(explainer_of(sub)[ok].unique())
+            cols.extend((s, m, e) for e in order_explainers(found) + (["none"] if "none" in found else []))
     return cols
+
+
+def _mark(scorer: str, flagged: dict[str, str]) -> str:
+    return " ⚠" if scorer in flagged else ""
 
 
 def _td(value, num: bool = True, html: str | None = None) -> str:
@@ -130,10 +141,93 @@ def _td(value, num: bool = True, html: str | None = None) -> str:
     return f'<td data-v="{esc(value)}">{html if html is not None else esc(value if value is not None else "")}</td>'
 
 
+def _ci(v, lo, hi) -> str:
+    if v is None:
+        return "–"
+    return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else fmt(v)
+
+
+def render_summary(data: list[HookpointData], cfg: ReportConfig, flagged: dict[str, str]) -> str:
+    """Per hookpoint and scorer, every explainer side by side (LLM vs the statistical baseline)
+    with bootstrap 95% intervals; the best real-minus-control is starred."""
+    rows = summary_rows(data, cfg)
+    if not rows:
+        return '<p class="note">No scores yet: run <code>kedro run --pipelines score</code>.</p>'
+    body = []
+    for r in rows:
+        cls = ' class="uninformative"' if r["scorer"] in flagged else ""
+        star = " ★" if r["best"] else ""
+        title = f' title="{esc(flagged[r["scorer"]])} (calibration)"' if r["scorer"] in flagged else ""
+        body.append(f'<tr{cls}{title}><td>{esc(r["hookpoint"])}</td><td>{esc(r["scorer"] + _mark(r["scorer"], flagged))}</td>'
+                    f'<td>{esc(r["metric"])}</td><td class="{"best" if r["best"] else ""}">{esc(r["explainer"] + star)}</td>'
+                    f'<td class="num">{esc(_ci(r["mean"], r["lo"], r["hi"]))}</td><td class="num">{esc(fmt(r["control"]))}</td>'
+                    f'<td class="num {"best" if r["best"] else ""}">{esc(_ci(r["delta"], r["delta_lo"], r["delta_hi"]))}</td>'
+                    f'<td class="num">{r["n"]}</td></tr>')
+    return ('<table id="summary"><thead><tr><th>hookpoint</th><th>scorer</th><th>metric</th><th>explainer</th>'
+            '<th>real [95% CI]</th><th>shuffled control</th><th>real − control [95% CI]</th><th>latents</th></tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>'
+            '<p>★ the explainer with the highest real − control for that hookpoint and scorer. '
+            '⚠ a scorer the same run\'s calibration found not informative: its scores say little.</p>')
+
+
+def render_calibration(calibration: dict | None, cfg: ReportConfig) -> str:
+    """The calibrate stage's verdicts, hit rates and the explanations of the known-answer latents."""
+    view = calibration_view(calibration)
+    v, hits, summary = view["verdicts"], view["hits"], view["summary"]
+    if v is None:
+        return ('<p class="note">No calibration: not available yet (run <code>kedro run --pipelines calibrate</code>, '
+                'or it is off: <code>calibrate.enabled</code>).</p>')
+    parts = ["<p>Known-answer latents: exact detectors of single words at the embedding output, explained "
+             "and scored like real latents. A scorer is <b>informative</b> when the true explanation "
+             "(<code>the word \"X\"</code>) beats shuffled explanations by at least 0.2 AUROC with a 95% interval "
+             "above 0.</p>"]
+    body = []
+    for r in v.to_dict("records"):
+        verdict = str(r.get("verdict"))
+        cls = "verdict-informative" if verdict == "informative" else "verdict-not"
+        body.append(f'<tr data-scorer="{esc(r["scorer"])}"><td>{esc(r["scorer"])}</td><td>{esc(r.get("metric"))}</td>'
+                    f'<td class="num">{esc(_ci(_f(r.get("true")), _f(r.get("true_lo")), _f(r.get("true_hi"))))}</td>'
+                    f'<td class="num">{esc(_ci(_f(r.get("shuffled")), _f(r.get("shuffled_lo")), _f(r.get("shuffled_hi"))))}</td>'
+                    f'<td class="num">{esc(_ci(_f(r.get("delta")), _f(r.get("delta_lo")), _f(r.get("delta_hi"))))}</td>'
+                    f'<td class="num">{esc(r.get("n_latents"))}</td><td class="{cls}">{esc(verdict)}</td></tr>')
+    parts.append('<table id="verdicts"><thead><tr><th>scorer</th><th>metric</th><th>true [95% CI]</th>'
+                 '<th>shuffled [95% CI]</th><th>true − shuffled [95% CI]</th><th>latents</th><th>verdict</th></tr>'
+                 f'</thead><tbody>{"".join(body)}</tbody></table>')
+    if summary is not None and len(summary):
+        own = summary[~summary["explanation"].isin(["true", "shuffled"])]
+        if len(own):
+            parts.append("<p>With the explainers' own explanations: " + "; ".join(
+                f"{esc(r['scorer'])} {esc(r['explanation'])} {esc(_ci(_f(r['mean']), _f(r['lo']), _f(r['hi'])))}"
+                for r in own.to_dict("records")) + ".</p>")
+    if hits is not None and len(hits):
+        rates = hits.assign(hit=hits["hit"].astype(str).str.lower().isin(["true", "1"])).groupby("explainer")["hit"]
+        parts.append('<p id="hit-rates">Explainer hit rate (explanations naming the word): ' + ", ".join(
+            f"{esc(e)} {int(g.sum())}/{len(g)}" for e, g in rates) + ".</p>")
+        rows = "".join(f'<tr><td>{esc(r["word"])}</td><td>{esc(r["explainer"])}</td>'
+                       f'<td>{esc(r["explanation"] if isinstance(r["explanation"], str) else "failed: " + str(r["failure"]))}</td>'
+                       f'<td>{"yes" if str(r["hit"]).lower() in ("true", "1") else "no"}</td></tr>'
+                       for r in hits.to_dict("records"))
+        parts.append('<table id="calibration-explanations"><thead><tr><th>word</th><th>explainer</th><th>explanation</th>'
+                     f'<th>names the word</th></tr></thead><tbody>{rows}</tbody></table>')
+    return "".join(parts)
+
+
+def _f(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
 def render_index(data: list[HookpointData], cfg: ReportConfig, plot_names: list[str],
-                 similarity_names: list[str] = ()) -> str:
+                 similarity_names: list[str] = (), calibration: dict | None = None) -> str:
     rows = index_rows(data, cfg)
     score_cols = _score_columns(data, cfg)
+    names = explainers(data)
+    multi = len(names) > 1
+    flagged = uninformative_scorers(calibration)
+    expl_cols = names if multi else [None]
     notes = []
     for role, label in (("latents", "latent statistics"), ("explanations", "explanations"), ("scores", "scores")):
         missing = [d.hookpoint for d in data if d.missing(role)]
@@ -142,29 +236,36 @@ def render_index(data: list[HookpointData], cfg: ReportConfig, plot_names: list[
             notes.append(f'<p class="note">No {esc(label)} for {esc(", ".join(missing))}: '
                          f'not available yet, run <code>kedro run --pipelines {esc(stage)}</code>.</p>')
     head = ['<th data-type="text">hookpoint</th>', '<th data-type="num">latent</th>',
-            '<th data-type="num">frequency</th>', '<th data-type="text">explanation</th>']
-    for s, m in score_cols:
-        head.append(f'<th data-type="num">{esc(s)} {esc(m)}</th>')
-        head.append(f'<th data-type="num" title="real minus shuffled-explanation control">{esc(s)} {esc(m)} − control</th>')
+            '<th data-type="num">frequency</th>']
+    head += [f'<th data-type="text">explanation{esc(f" ({e})" if e else "")}</th>' for e in expl_cols]
+    score_explainers = {e for _, _, e in score_cols} - {"none"}
+    for s, m, e in score_cols:
+        label = f"{s} {m}" + (f" [{e}]" if len(score_explainers) > 1 and e != "none" else "") + _mark(s, flagged)
+        attr = f' class="uninformative" title="{esc(flagged[s])} (calibration)"' if s in flagged else ""
+        head.append(f'<th data-type="num"{attr}>{esc(label)}</th>')
+        tip = attr or ' title="real minus shuffled-explanation control"'
+        head.append(f'<th data-type="num"{tip}>{esc(label.replace(" ⚠", ""))} − control{" ⚠" if s in flagged else ""}</th>')
     body = []
     for r in rows:
         link = latent_page_path(r["hookpoint"], r["latent"])
-        if r["explanation"] is not None:
-            expl_html = esc(r["explanation"])
-        elif r["explain_failure"] is not None:
-            expl_html = f'<span class="note">failed: {esc(r["explain_failure"])}</span>'
-        elif r["status"] not in (None, "ok"):
-            expl_html = f'<span class="note">skipped: {esc(r["status"])}</span>'
-        else:
-            expl_html = '<span class="note">–</span>'
         cells = [
             _td(r["hookpoint"], num=False),
             _td(r["latent"], html=f'<a href="{esc(link)}">{r["latent"]}</a>'),
             _td(r["frequency"]),
-            _td(r["explanation"] or "", num=False, html=expl_html),
         ]
-        for s, m in score_cols:
-            pair = r["scores"].get(s, {}).get(m, {})
+        for e in expl_cols:
+            x = r["explanations"].get(e) if e else {"explanation": r["explanation"], "failure": r["explain_failure"]}
+            if x and x["explanation"] is not None:
+                expl_html = esc(x["explanation"])
+            elif x and x["failure"] is not None:
+                expl_html = f'<span class="note">failed: {esc(x["failure"])}</span>'
+            elif r["status"] not in (None, "ok"):
+                expl_html = f'<span class="note">skipped: {esc(r["status"])}</span>'
+            else:
+                expl_html = '<span class="note">–</span>'
+            cells.append(_td((x or {}).get("explanation") or "", num=False, html=expl_html))
+        for s, m, e in score_cols:
+            pair = r["scores"].get((s, e), {}).get(m, {})
             real, ctrl = pair.get("real"), pair.get("control")
             delta = None if real is None or ctrl is None else real - ctrl
             cells.append(_td(real))
@@ -176,11 +277,16 @@ def render_index(data: list[HookpointData], cfg: ReportConfig, plot_names: list[
     if "similarity" in cfg.stages:
         sim = ("<p>Similarity heatmaps: " + ", ".join(esc(n) for n in similarity_names) + "</p>") if similarity_names \
             else '<p class="note">No similarity results: not available yet (run <code>kedro run --pipelines similarity</code>).</p>'
+    calib = f'<h2 id="calibration-section">Calibration</h2>{render_calibration(calibration, cfg)}' \
+        if "calibrate" in cfg.stages else ""
     html = f"""<h1>{esc(cfg.title)}</h1>
 <p>{len(rows)} latents over {len(data)} hookpoints ({esc(", ".join(d.hookpoint for d in data))}).
 Click a column header to sort; type to filter. Scores use the shuffled-explanation control:
 "− control" is the real score minus the score of an explanation of another latent.</p>
 {''.join(notes)}
+<h2>Summary</h2>
+{render_summary(data, cfg, flagged)}
+{calib}
 <h2>Plots</h2>
 <ul id="plots">{plots or '<li class="note">no plots</li>'}</ul>
 {sim}
@@ -239,7 +345,7 @@ def _scores_table(pairs: dict, cfg: ReportConfig) -> str:
                if any(m in per for per in pairs.values())]
     head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
     rows = []
-    for scorer, per in pairs.items():
+    for (scorer, explainer), per in pairs.items():
         for label in ("real", "control", "real − control"):
             cells = []
             for m in metrics:
@@ -253,9 +359,10 @@ def _scores_table(pairs: dict, cfg: ReportConfig) -> str:
             nf = per.get("n_failed", {}).get("real" if label != "control" else "control")
             count = (lambda v: "–" if v is None else str(int(round(v))))
             extra = "" if label == "real − control" else f"n={count(n)}, failed={count(nf)}"
-            rows.append(f"<tr><td>{esc(scorer)}</td><td>{esc(label)}</td>{''.join(cells)}<td>{esc(extra)}</td></tr>")
-    return (f'<table class="scores"><thead><tr><th>scorer</th><th>explanation</th>{head}<th>examples</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+            rows.append(f"<tr><td>{esc(scorer)}</td><td>{esc(explainer)}</td><td>{esc(label)}</td>{''.join(cells)}"
+                        f"<td>{esc(extra)}</td></tr>")
+    return (f'<table class="scores"><thead><tr><th>scorer</th><th>explainer</th><th>explanation</th>{head}'
+            f'<th>examples</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def _recall_table(pairs: dict) -> str:
@@ -265,15 +372,15 @@ def _recall_table(pairs: dict) -> str:
         return '<p class="note">no recall by quantile in the score table</p>'
     head = "".join(f"<th>{esc(q[len('recall_'):])}</th>" for q in qs)
     rows = []
-    for scorer, per in pairs.items():
+    for (scorer, explainer), per in pairs.items():
         for label in ("real", "control"):
             cells = []
             for q in qs:
                 v = per.get(q, {}).get(label)
                 bg = "" if v is None else f' style="background:rgba(0,120,255,{max(0.0, min(1.0, v)) * 0.6:.2f})"'
                 cells.append(f'<td class="num"{bg}>{esc(fmt(v))}</td>')
-            rows.append(f"<tr><td>{esc(scorer)}</td><td>{esc(label)}</td>{''.join(cells)}</tr>")
-    return (f'<table class="recall"><thead><tr><th>scorer</th><th>explanation</th>{head}</tr></thead>'
+            rows.append(f"<tr><td>{esc(scorer)}</td><td>{esc(explainer)}</td><td>{esc(label)}</td>{''.join(cells)}</tr>")
+    return (f'<table class="recall"><thead><tr><th>scorer</th><th>explainer</th><th>explanation</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table><p>q0 = weakest activation quantile.</p>')
 
 
@@ -306,8 +413,15 @@ def render_latent(d: HookpointData, latent: int, row: dict, examples: pd.DataFra
         parts.append(f'<p class="note">latent statistics {esc(d.missing("latents"))}</p>')
     if status not in (None, "ok"):
         parts.append(f'<p class="note">skipped by sample: {esc(status)}</p>')
-    parts.append("<h2>Explanation</h2>")
-    if row.get("explanation") is not None:
+    by_explainer = row.get("explanations") or {}
+    parts.append("<h2>Explanation</h2>" if len(by_explainer) <= 1 else "<h2>Explanations</h2>")
+    if len(by_explainer) > 1:
+        for e in order_explainers(by_explainer):
+            x = by_explainer[e]
+            text = esc(x["explanation"]) if x["explanation"] is not None else \
+                f'<span class="note">the explainer failed: {esc(x["failure"])}</span>'
+            parts.append(f'<p class="explanation" data-explainer="{esc(e)}"><b>{esc(e)}</b>: {text}</p>')
+    elif row.get("explanation") is not None:
         parts.append(f'<p class="explanation">{esc(row["explanation"])}</p>')
     elif row.get("explain_failure") is not None:
         parts.append(f'<p class="note">the explainer failed: {esc(row["explain_failure"])}</p>')
@@ -347,9 +461,9 @@ def render_latent(d: HookpointData, latent: int, row: dict, examples: pd.DataFra
 
 
 def build_site(data: list[HookpointData], cfg: ReportConfig, plot_names: list[str],
-               similarity_names: list[str] = ()) -> dict[str, object]:
+               similarity_names: list[str] = (), calibration: dict | None = None) -> dict[str, object]:
     """``{relative path: html}``; latent pages are produced lazily (callables) when saved."""
-    site: dict[str, object] = {"index.html": render_index(data, cfg, plot_names, similarity_names)}
+    site: dict[str, object] = {"index.html": render_index(data, cfg, plot_names, similarity_names, calibration)}
     rows = {(r["hookpoint"], r["latent"]): r for r in index_rows(data, cfg)}
     for d in data:
         groups = dict(tuple(d.examples.groupby("latent"))) if d.examples is not None and len(d.examples) else {}

@@ -7,6 +7,8 @@ from typing import Any
 from autointerp.config import parse_config
 from autointerp.report import ReportConfig, build_report, hookpoint_data
 
+CALIBRATION = "<calibration>"  # layout key of the calibrate stage's tables (see pipeline.report_layout)
+
 WHERE = "parameters_report.yml: report"
 
 
@@ -18,15 +20,20 @@ def make_report(report: dict, *loaded: Any, layout: list[tuple[str, str]], hookp
     """All hookpoints' tables -> (figures by file name, site pages by relative path).
 
     ``layout[i] = (hookpoint, role)`` says what ``loaded[i]`` is (role ``latent_cache``, a table
-    role of docs/formats.md, or ``("", dataset)`` for a similarity output). A table that is
+    role of docs/formats.md, ``("", dataset)`` for a similarity output, ``(CALIBRATION, role)`` for the
+    calibrate stage's ``verdicts`` / ``hits`` / ``summary``). A table that is
     ``None`` (its stage has not run) leaves a note in the report instead of failing it."""
     cfg = report_config(report)
     tables: dict[str, dict[str, Any]] = {h: {} for h in hookpoints}
     similarity: dict[str, Any] = {}
+    calibration: dict[str, Any] | None = None
     for (hookpoint, role), value in zip(layout, loaded, strict=True):
-        if hookpoint == "":
+        if hookpoint == CALIBRATION:
+            if value is not None:
+                calibration = {**(calibration or {}), role: value}
+        elif hookpoint == "":
             similarity[role] = value
         else:
             tables[hookpoint][role] = value
     data = [hookpoint_data(h, t, cfg, latent_cache=t.pop("latent_cache", None)) for h, t in tables.items()]
-    return build_report(data, cfg, similarity)
+    return build_report(data, cfg, similarity, calibration)

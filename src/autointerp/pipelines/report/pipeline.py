@@ -26,6 +26,8 @@ STAGE_ROLES = {
     "explain": ("explanations",),
     "score": ("score_metrics",),  # per-latent metrics; the per-example table is not needed
 }
+CALIBRATION = nodes.CALIBRATION  # the layout's key for the calibrate stage's tables
+CALIBRATION_ROLES = ("verdicts", "hits", "summary")
 log = logging.getLogger(__name__)
 
 
@@ -33,9 +35,11 @@ def stage_exists(stage: str) -> bool:
     return importlib.util.find_spec(f"autointerp.pipelines.{stage}") is not None
 
 
-def report_layout(hookpoints: list[str], cfg, exists=stage_exists) -> list[tuple[tuple[str, str], str]]:
+def report_layout(hookpoints: list[str], cfg, exists=stage_exists,
+                  calibrate_enabled: bool = True) -> list[tuple[tuple[str, str], str]]:
     """((hookpoint, role), dataset name) for every input of the report node; ``exists(stage)``
-    says whether a stage is part of this project."""
+    says whether a stage is part of this project. The calibrate stage's tables come as
+    ``(CALIBRATION, role)``, similarity outputs as ``("", dataset)``."""
     layout = []
     for h in hookpoints:
         if cfg.histograms_from_cache:
@@ -45,13 +49,17 @@ def report_layout(hookpoints: list[str], cfg, exists=stage_exists) -> list[tuple
                 layout.extend(((h, role), f"{namespace(h)}.{role}") for role in roles)
     if "similarity" in cfg.stages and exists("similarity"):
         layout.extend((("", name), name) for name in cfg.similarity_datasets)
+    if "calibrate" in cfg.stages and exists("calibrate") and calibrate_enabled:
+        layout.extend(((CALIBRATION, role), f"calibration_{role}") for role in CALIBRATION_ROLES)
     return layout
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     hookpoints = kwargs.get("hookpoints") or configured_hookpoints()
     cfg = nodes.report_config(kwargs.get("report", run_parameters().get("report")))
-    layout = report_layout(hookpoints, cfg, kwargs.get("stage_exists", stage_exists))
+    calibrate = kwargs.get("calibrate", run_parameters().get("calibrate")) or {}
+    layout = report_layout(hookpoints, cfg, kwargs.get("stage_exists", stage_exists),
+                           calibrate_enabled=bool(calibrate.get("enabled", True)))
     return Pipeline([
         Node(bind(nodes.make_report, layout=[k for k, _ in layout], hookpoints=hookpoints),
              ["params:report"] + [name for _, name in layout],
