@@ -31,8 +31,10 @@ def random_sae(seed: int, perm: np.ndarray | None = None) -> SparseCoder:
 
 
 def cache_of(tmp_path, name, coder, tokens) -> tuple[LatentCache, np.ndarray]:
+    # float32: a bf16 encoder ties many pre-activations, and top-k breaks ties by latent index,
+    # which a permutation changes
     folder = save_sparsify(coder, tmp_path / "saes" / name)
-    job = CacheJob("layers.2", tokens, ModelConfig(), DictionaryConfig(format="sparsify", path=str(folder)),
+    job = CacheJob("layers.2", tokens, ModelConfig(dtype="float32"), DictionaryConfig(format="sparsify", path=str(folder)),
                    CacheConfig(chunk_contexts=4, shard_size=100), progress=False)
     job.run(tmp_path / "cache" / name)
     W_dec = load_dictionary(DictionaryConfig(path=str(folder)), "layers.2").W_dec.numpy()
@@ -85,9 +87,11 @@ def test_kedro_run_writes_every_output(tmp_path, kedro):
     pair = tmp_path / "08_reporting" / "similarity" / "layers_2__layers_2_mlp"
     summary = pd.read_csv(pair / "summary.csv")
     row = summary.set_index(["matching", "measure"]).loc[("coactivation", "jaccard")]
-    assert row["unmatched"] == 1536 - N  # SAE (256) vs top-32 MLP neurons (1536): matched on the smaller
     matched = pd.read_parquet(pair / "matched.parquet")
-    assert len(matched) == N and matched["latent_a"].is_unique and matched["latent_b"].is_unique
+    # SAE (256) vs top-32 MLP neurons (1536): matched on the smaller, every latent that fires matched
+    assert len(matched) == N - row["dead_a"] and row["unmatched"] == 1536 - len(matched)
+    assert matched["latent_a"].is_unique and matched["latent_b"].is_unique and (matched["jaccard"] > 0).all()
+    assert row["method"] == "dense" and np.isfinite(row["lift_diff"]) and row["lift_diff"] > 0
     assert {"explanation_a", "explanation_b"} <= set(matched.columns)
     jac = np.load(tmp_path / "07_model_output" / "similarity" / "layers_2__layers_2_mlp" / "jaccard.npy")
     assert jac.shape == (N, 1536)
