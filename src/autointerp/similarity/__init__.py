@@ -3,12 +3,13 @@
 Following the paper's SAE-similarity section (Paulo et al. 2024, arXiv 2410.13928), with the
 choices it leaves open made explicit as parameters (see ``SimilarityConfig``):
 
-1. **Matching.** The latents of dictionary A are matched one-to-one to those of B (Hungarian
-   assignment, ``scipy.optimize.linear_sum_assignment``) maximising the *co-activation* of the
-   pair over the same cached tokens (both caches are built on the same ``corpus_tokens``),
-   measured by the Jaccard index ``|A∩B| / (|A| + |B| - |A∩B|)`` of the sets of tokens where
-   each latent fires. Dictionaries of different width are matched on the smaller one; the
-   rest are reported as unmatched.
+1. **Matching.** The latents of dictionary A are matched one-to-one to those of B maximising
+   the total *co-activation* of the pairs over the same cached tokens (both caches are built on
+   the same ``corpus_tokens``), measured by the Jaccard index ``|A∩B| / (|A| + |B| - |A∩B|)`` of
+   the sets of tokens where each latent fires: up to ``dense_max_latents`` by the Hungarian
+   algorithm on a dense matrix (``scipy.optimize.linear_sum_assignment``), above it on the sparse
+   graph of pairs that co-fire (:mod:`.sparse`). A pair that never co-fires is no match: dead
+   latents, and with different widths the rest of the wider dictionary, are reported as unmatched.
 2. **Semantic agreement** of each matched pair, from their explanations: the cosine of the
    explanations' sentence embeddings (all-MiniLM-L6-v2), on the matched pairs where both
    latents have one, and, optionally, cross-scoring (:class:`CrossScorer`: A's explanation
@@ -21,10 +22,11 @@ choices it leaves open made explicit as parameters (see ``SimilarityConfig``):
 
 The SAE-level figure for each (matching, measure) is the distribution and mean of matched-pair
 similarity, and the fraction of pairs whose similarity passes the measure's threshold, next
-to the chance level (the same measure over a random one-to-one pairing).
+to the chance level (the same measure over a random one-to-one pairing) and the lift over it.
 
-The co-activation matrix is accumulated token-chunk by token-chunk from the sparse cache
-(binary CSR ``tokens x latents`` per chunk, ``A^T B`` summed), never densifying the whole cache.
+The dense co-activation matrix is accumulated token-chunk by token-chunk from the sparse cache
+(binary CSR ``tokens x latents`` per chunk, ``A^T B`` summed), never densifying the whole cache;
+the sparse method (:mod:`.sparse`) never holds a ``latents x latents`` array at all.
 
 Modules: ``config`` (settings), ``coactivation`` (co-activation counts from the caches),
 ``matching`` (one-to-one matching, decoder baseline), ``measures`` (summaries, bootstrap),
