@@ -55,21 +55,35 @@ def draw_latents(rng: np.random.Generator, cdf: np.ndarray, t: int, k: int) -> n
     return dedupe(rng, idx, cdf)
 
 
-def synthetic(root: Path, n_tokens: int, n: int = 4608, k: int = 32, ctx_len: int = 256, chunk_contexts: int = 64,
-              shard_size: int = 1024, dead: int = 0):
+def synthetic(
+    root: Path,
+    n_tokens: int,
+    n: int = 4608,
+    k: int = 32,
+    ctx_len: int = 256,
+    chunk_contexts: int = 64,
+    shard_size: int = 1024,
+    dead: int = 0,
+):
     """Two caches ``root/a`` and ``root/b`` (see the module docstring); the last ``dead`` latents
     (in frequency order) of A never fire."""
     rng = np.random.default_rng(0)
     p = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** 0.8
     if dead:
-        p[n - dead:] = 0.0
+        p[n - dead :] = 0.0
     cdf = np.cumsum(p[rng.permutation(n)] / p.sum())
     perm = rng.permutation(n)
     cdf_b = np.cumsum(np.diff(np.r_[0.0, cdf])[np.argsort(perm)])  # B's latent perm[i] is A's latent i
     n_ctx = n_tokens // ctx_len
     chunks = -(-n_ctx // chunk_contexts)
-    meta = dict(num_latents=n, ctx_len=ctx_len, n_contexts=n_ctx, chunk_contexts=chunk_contexts, shard_size=shard_size,
-                fingerprint=f"synthetic-{n}-{k}-{n_tokens}")
+    meta = dict(
+        num_latents=n,
+        ctx_len=ctx_len,
+        n_contexts=n_ctx,
+        chunk_contexts=chunk_contexts,
+        shard_size=shard_size,
+        fingerprint=f"synthetic-{n}-{k}-{n_tokens}",
+    )
     import torch
 
     wa = LatentCacheWriter(root / "a", meta=dict(meta, hookpoint="A"), num_chunks=chunks)
@@ -96,8 +110,9 @@ def caches(folder: Path, n_tokens: int, n: int, k: int) -> tuple[LatentCache, La
     except Exception:  # noqa: BLE001 - not there yet
         pass
     t0 = time.perf_counter()
-    proc = mp.get_context("spawn").Process(target=synthetic, args=(folder, n_tokens, n, k),
-                                           kwargs={"shard_size": max(1024, n // 16)})
+    proc = mp.get_context("spawn").Process(
+        target=synthetic, args=(folder, n_tokens, n, k), kwargs={"shard_size": max(1024, n // 16)}
+    )
     proc.start(), proc.join()
     if proc.exitcode:
         raise SystemExit(f"writing the synthetic caches failed (exit {proc.exitcode})")
@@ -118,10 +133,14 @@ def run(a: LatentCache, b: LatentCache, method: str, candidates: int | None) -> 
     vals = sim.pair_values(jac, rows, cols)
     live = vals > 0
     graph = f", {jac.nnz:,} candidate pairs" if method != "dense" else ""
-    print(f"[{method}] co-activation{graph}: {t1 - t0:.1f} s wall, {c1 - c0:.1f} s CPU "
-          f"({a.n_tokens / max(t1 - t0, 1e-9):,.0f} tokens/s)")
-    print(f"[{method}] matching: {t2 - t1:.1f} s wall, {c2 - c1:.1f} s CPU; {int(live.sum()):,} pairs with "
-          f"Jaccard > 0, total Jaccard {vals.sum():.4f}, mean over them {vals[live].mean():.4f}")
+    print(
+        f"[{method}] co-activation{graph}: {t1 - t0:.1f} s wall, {c1 - c0:.1f} s CPU "
+        f"({a.n_tokens / max(t1 - t0, 1e-9):,.0f} tokens/s)"
+    )
+    print(
+        f"[{method}] matching: {t2 - t1:.1f} s wall, {c2 - c1:.1f} s CPU; {int(live.sum()):,} pairs with "
+        f"Jaccard > 0, total Jaccard {vals.sum():.4f}, mean over them {vals[live].mean():.4f}"
+    )
     return rows[live], cols[live], vals[live]
 
 
@@ -157,9 +176,11 @@ def main() -> None:
         (rs, cs, vs), (rd, cd, vd) = results["sparse"], results["dense"]
         same = dict(zip(rd.tolist(), cd.tolist()))
         agree = np.mean([same.get(x) == y for x, y in zip(rs.tolist(), cs.tolist())]) if len(rs) else 1.0
-        print(f"sparse vs dense: total Jaccard {vs.sum():.4f} vs {vd.sum():.4f} "
-              f"(gap {(vd.sum() - vs.sum()) / max(vd.sum(), 1e-12):.2e} of the optimum); {agree:.4f} of the sparse "
-              "pairs are the dense matching's")
+        print(
+            f"sparse vs dense: total Jaccard {vs.sum():.4f} vs {vd.sum():.4f} "
+            f"(gap {(vd.sum() - vs.sum()) / max(vd.sum(), 1e-12):.2e} of the optimum); {agree:.4f} of the sparse "
+            "pairs are the dense matching's"
+        )
     if tmp is not None:
         tmp.cleanup()
 

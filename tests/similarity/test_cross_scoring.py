@@ -29,22 +29,35 @@ def examples_table(tokenizer, hookpoint: str, latent_of: dict[int, int]) -> tupl
 
     rng = np.random.default_rng(0)
     ids = tokenizer.encode(shakespeare_documents()[1][20000:80000], add_special_tokens=False)
-    wins = [ids[i:i + WINDOW] for i in range(0, len(ids) - WINDOW, WINDOW)]
+    wins = [ids[i : i + WINDOW] for i in range(0, len(ids) - WINDOW, WINDOW)]
     toks = [[tokenizer.decode([t]) for t in w] for w in wins]
     rows, expl = [], []
     for d, (word, explanation) in DETECTORS.items():
         fires = [[t.strip().lower() == word and t.startswith(" ") for t in ts] for ts in toks]
         hit = [i for i, f in enumerate(fires) if any(f)]
         miss = [i for i, f in enumerate(fires) if not any(f)]
-        chosen = [(i, "activating") for i in rng.choice(hit, N_ACT + 1, replace=False)] + \
-                 [(i, "random") for i in rng.choice(miss, N_NON + 1, replace=False)]
+        chosen = [(i, "activating") for i in rng.choice(hit, N_ACT + 1, replace=False)] + [
+            (i, "random") for i in rng.choice(miss, N_NON + 1, replace=False)
+        ]
         for j, (i, kind) in enumerate(chosen):
             acts = [float(rng.uniform(1, 5)) if f else 0.0 for f in fires[i]]
-            rows.append({"hookpoint": hookpoint, "latent": latent_of[d], "split": "test", "kind": kind,
-                         "quantile": j % 2 if kind == "activating" else -1, "context": int(i), "start": 0,
-                         "token_ids": list(wins[i]), "tokens": toks[i], "activations": acts,
-                         "max_activation": max(acts), "marked": int(np.argmax(acts)) if kind == "activating" else -1,
-                         "example_id": f"{hookpoint}/{latent_of[d]}/{i}:0"})
+            rows.append(
+                {
+                    "hookpoint": hookpoint,
+                    "latent": latent_of[d],
+                    "split": "test",
+                    "kind": kind,
+                    "quantile": j % 2 if kind == "activating" else -1,
+                    "context": int(i),
+                    "start": 0,
+                    "token_ids": list(wins[i]),
+                    "tokens": toks[i],
+                    "activations": acts,
+                    "max_activation": max(acts),
+                    "marked": int(np.argmax(acts)) if kind == "activating" else -1,
+                    "example_id": f"{hookpoint}/{latent_of[d]}/{i}:0",
+                }
+            )
         expl.append({"hookpoint": hookpoint, "latent": latent_of[d], "explanation": explanation})
     return pd.DataFrame(rows), pd.DataFrame(expl)
 
@@ -60,9 +73,12 @@ def test_cross_score_on_permuted_twin_equals_own_score(tmp_path, model_and_token
     rng = np.random.default_rng(5)
     perm = rng.permutation(N_LAT)  # latent i of A is latent perm[i] of B
     val, idx = random_sparse(rng, 24 * CTX, N_LAT, K)
-    a = write_cache(tmp_path / "a", "layers.1", val, idx, ctx_len=CTX, chunk_contexts=8, shard_size=48, num_latents=N_LAT)
-    b = write_cache(tmp_path / "b", "layers.2", val, perm[idx], ctx_len=CTX, chunk_contexts=8, shard_size=48,
-                    num_latents=N_LAT)
+    a = write_cache(
+        tmp_path / "a", "layers.1", val, idx, ctx_len=CTX, chunk_contexts=8, shard_size=48, num_latents=N_LAT
+    )
+    b = write_cache(
+        tmp_path / "b", "layers.2", val, perm[idx], ctx_len=CTX, chunk_contexts=8, shard_size=48, num_latents=N_LAT
+    )
     tok = model_and_tokenizer[1]
     ex_a, expl_a = examples_table(tok, "layers.1", {d: d for d in DETECTORS})
     ex_b, _ = examples_table(tok, "layers.2", {d: int(perm[d]) for d in DETECTORS})
@@ -74,11 +90,29 @@ def test_cross_score_on_permuted_twin_equals_own_score(tmp_path, model_and_token
     ScoreJob("layers.1", ex_a, expl_a, score_cfg, client=client, progress=False).run(tmp_path / "scores")
     own = ScoreRun(tmp_path / "scores").metrics().set_index("latent")
 
-    scorer = sim.CrossScorer(sim.test_examples(ex_a, "layers.1"), sim.test_examples(ex_b, "layers.2"), client,
-                             DetectionConfig(), N_ACT, N_NON, seed=score_cfg.seed, progress=False)
-    cfg = sim.SimilarityConfig(decoder_baseline="never", cross_scoring=sim.CrossScoringConfig(enabled=True, min_pairs=2))
-    res = sim.compare(a, b, cfg=cfg, explanations_a=expl_a, explanations_b=expl_b, cross_score=scorer,
-                      embed_fn=lambda texts: np.eye(len(texts), 8, dtype=np.float32), progress=False)
+    scorer = sim.CrossScorer(
+        sim.test_examples(ex_a, "layers.1"),
+        sim.test_examples(ex_b, "layers.2"),
+        client,
+        DetectionConfig(),
+        N_ACT,
+        N_NON,
+        seed=score_cfg.seed,
+        progress=False,
+    )
+    cfg = sim.SimilarityConfig(
+        decoder_baseline="never", cross_scoring=sim.CrossScoringConfig(enabled=True, min_pairs=2)
+    )
+    res = sim.compare(
+        a,
+        b,
+        cfg=cfg,
+        explanations_a=expl_a,
+        explanations_b=expl_b,
+        cross_score=scorer,
+        embed_fn=lambda texts: np.eye(len(texts), 8, dtype=np.float32),
+        progress=False,
+    )
     m = res.matched.set_index("latent_a")
     assert (m.loc[list(DETECTORS), "latent_b"].to_numpy() == perm[list(DETECTORS)]).all()
     scored = m.dropna(subset=["cross_score"])

@@ -47,13 +47,20 @@ def test_every_measure_has_its_lift_over_chance(tmp_path):
     val, idx = random_sparse(rng, 30 * ctx, n, 4)
     perm = rng.permutation(n)
     a = write_cache(tmp_path / "a", "layers.1", val, idx, ctx_len=ctx, chunk_contexts=8, shard_size=32, num_latents=n)
-    b = write_cache(tmp_path / "b", "layers.2", val, perm[idx], ctx_len=ctx, chunk_contexts=8, shard_size=32,
-                    num_latents=n)
+    b = write_cache(
+        tmp_path / "b", "layers.2", val, perm[idx], ctx_len=ctx, chunk_contexts=8, shard_size=32, num_latents=n
+    )
     W = rng.normal(size=(n, 16)).astype(np.float32)
     summaries = []
     for method in ("dense", "sparse"):
-        res = sim.compare(a, b, cfg=sim.SimilarityConfig(decoder_baseline="always", matching=method),
-                          W_dec_a=W, W_dec_b=W[np.argsort(perm)], progress=False)
+        res = sim.compare(
+            a,
+            b,
+            cfg=sim.SimilarityConfig(decoder_baseline="always", matching=method),
+            W_dec_a=W,
+            W_dec_b=W[np.argsort(perm)],
+            progress=False,
+        )
         s = res.summary
         assert len(s) >= 2
         np.testing.assert_allclose(s["lift_diff"], s["mean"] - s["chance"])

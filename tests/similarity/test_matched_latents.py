@@ -22,8 +22,12 @@ def three(tmp_path_factory):
     perm = rng.permutation(N)
     val_c, idx_c = random_sparse(rng, 30 * CTX, N, 4)
     kw = dict(ctx_len=CTX, chunk_contexts=8, shard_size=16, num_latents=N)
-    return (write_cache(root / "a", "layers.1", val, idx, **kw), write_cache(root / "b", "layers.2", val, perm[idx], **kw),
-            write_cache(root / "c", "layers.3", val_c, idx_c, **kw), perm)
+    return (
+        write_cache(root / "a", "layers.1", val, idx, **kw),
+        write_cache(root / "b", "layers.2", val, perm[idx], **kw),
+        write_cache(root / "c", "layers.3", val_c, idx_c, **kw),
+        perm,
+    )
 
 
 def test_top_matched_both_sides_of_a_twin(three):

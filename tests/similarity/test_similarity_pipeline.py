@@ -21,7 +21,7 @@ D, N, K = 576, 256, 16
 
 def random_sae(seed: int, perm: np.ndarray | None = None) -> SparseCoder:
     g = torch.Generator().manual_seed(seed)
-    W = torch.randn(D, N, generator=g) / D ** 0.5
+    W = torch.randn(D, N, generator=g) / D**0.5
     b = torch.randn(N, generator=g) * 0.01
     W_dec = torch.randn(N, D, generator=g)
     if perm is not None:  # latent i becomes latent perm[i]
@@ -34,8 +34,14 @@ def cache_of(tmp_path, name, coder, tokens) -> tuple[LatentCache, np.ndarray]:
     # float32: a bf16 encoder ties many pre-activations, and top-k breaks ties by latent index,
     # which a permutation changes
     folder = save_sparsify(coder, tmp_path / "saes" / name)
-    job = CacheJob("layers.2", tokens, ModelConfig(dtype="float32"), DictionaryConfig(format="sparsify", path=str(folder)),
-                   CacheConfig(chunk_contexts=4, shard_size=100), progress=False)
+    job = CacheJob(
+        "layers.2",
+        tokens,
+        ModelConfig(dtype="float32"),
+        DictionaryConfig(format="sparsify", path=str(folder)),
+        CacheConfig(chunk_contexts=4, shard_size=100),
+        progress=False,
+    )
     job.run(tmp_path / "cache" / name)
     W_dec = load_dictionary(DictionaryConfig(path=str(folder)), "layers.2").W_dec.numpy()
     return LatentCache(tmp_path / "cache" / name), W_dec
@@ -43,9 +49,11 @@ def cache_of(tmp_path, name, coder, tokens) -> tuple[LatentCache, np.ndarray]:
 
 def test_permuted_and_random_sae_on_the_real_model(tmp_path, model_and_tokenizer):
     _, tokenizer = model_and_tokenizer
-    text = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
-            "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles. ") * 16
-    ids = tokenizer(text)["input_ids"][:12 * 32]
+    text = (
+        "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
+        "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles. "
+    ) * 16
+    ids = tokenizer(text)["input_ids"][: 12 * 32]
     tokens = np.asarray(ids, dtype=np.int32).reshape(12, 32)
     perm = np.random.default_rng(0).permutation(N)
     a, W_a = cache_of(tmp_path, "a", random_sae(1), tokens)
@@ -65,15 +73,18 @@ def test_permuted_and_random_sae_on_the_real_model(tmp_path, model_and_tokenizer
     s = same.summary.set_index(["matching", "measure"])
     assert s.loc[("decoder", "decoder_cosine"), "mean"] == pytest.approx(1.0, abs=1e-5)
     assert s.loc[("decoder", "decoder_cosine"), "frac_above"] == 1.0
-    other = sim.compare(a, r, cfg=cfg, W_dec_a=W_a, W_dec_b=W_r, progress=False).summary.set_index(["matching", "measure"])
+    other = sim.compare(a, r, cfg=cfg, W_dec_a=W_a, W_dec_b=W_r, progress=False).summary.set_index(
+        ["matching", "measure"]
+    )
     assert other.loc[("coactivation", "jaccard"), "mean"] < 0.5 * s.loc[("coactivation", "jaccard"), "mean"]
     assert other.loc[("decoder", "decoder_cosine"), "frac_above"] == 0.0
     assert abs(other.loc[("coactivation", "decoder_cosine"), "mean"]) < 0.05  # chance of random directions: 0
 
 
 def test_missing_cache_names_the_cache_pipeline(tmp_path, kedro):
-    out = kedro("--env", "test", "--pipelines", "similarity",
-                "--params", f"data_root={tmp_path},similarity.explanations=false")
+    out = kedro(
+        "--env", "test", "--pipelines", "similarity", "--params", f"data_root={tmp_path},similarity.explanations=false"
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     assert "kedro run --pipelines cache" in out.stderr
     assert "Traceback" not in out.stderr
@@ -81,8 +92,14 @@ def test_missing_cache_names_the_cache_pipeline(tmp_path, kedro):
 
 def test_kedro_run_writes_every_output(tmp_path, kedro):
     save_sparsify(random_sae(3), tmp_path / "06_models" / "saes" / "layers.2")
-    out = kedro("--env", "test", "--pipelines", "cache,similarity", "--params",
-                f"data_root={tmp_path},corpus.n_tokens=1024,similarity.explanations=false")
+    out = kedro(
+        "--env",
+        "test",
+        "--pipelines",
+        "cache,similarity",
+        "--params",
+        f"data_root={tmp_path},corpus.n_tokens=1024,similarity.explanations=false",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     pair = tmp_path / "08_reporting" / "similarity" / "layers_2__layers_2_mlp"
     summary = pd.read_csv(pair / "summary.csv")

@@ -39,7 +39,7 @@ def test_sparse_counts_equal_dense_counts(default_size, dense_result):
     np.testing.assert_array_equal(co_s.count_a, co_d.count_a)
     np.testing.assert_array_equal(co_s.count_b, co_d.count_b)
     np.testing.assert_allclose(co_s.jaccard().toarray(), dense_result[1], rtol=1e-6, atol=1e-7)
-    assert co_s.both.nnz == int((co_d.both > 0).sum()) < N_DEFAULT ** 2  # only the pairs that co-fire
+    assert co_s.both.nnz == int((co_d.both > 0).sum()) < N_DEFAULT**2  # only the pairs that co-fire
 
 
 def test_sparse_matching_reaches_the_hungarian_optimum_on_4608_latents(default_size, dense_result):
@@ -70,7 +70,9 @@ def test_compare_sparse_and_dense_agree(default_size):
     for method in ("dense", "sparse"):
         cfg = sim.SimilarityConfig(matching=method, candidates=None)
         out[method] = sim.compare(a, b, cfg=cfg, progress=False)
-    d, s = (out[m].summary.set_index(["matching", "measure"]).loc[("coactivation", "jaccard")] for m in ("dense", "sparse"))
+    d, s = (
+        out[m].summary.set_index(["matching", "measure"]).loc[("coactivation", "jaccard")] for m in ("dense", "sparse")
+    )
     assert d["method"] == "dense" and s["method"] == "sparse"
     assert s["n"] == d["n"] and s["mean"] == pytest.approx(d["mean"], rel=1e-6)
     assert s["chance"] == pytest.approx(d["chance"], rel=1e-6)  # the same random pairing of live latents

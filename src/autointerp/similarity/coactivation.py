@@ -27,7 +27,7 @@ def _token_blocks(cache: LatentCache, bounds: np.ndarray):
         i = int(a) // per_chunk
         if i != current_i:
             current, current_i = chunk_csr(cache, i), i
-        yield current[int(a) - i * per_chunk:int(b) - i * per_chunk]
+        yield current[int(a) - i * per_chunk : int(b) - i * per_chunk]
 
 
 @dataclass
@@ -77,8 +77,13 @@ def coactivation(cache_a: LatentCache, cache_b: LatentCache, progress: bool = Tr
     both = np.zeros((na, nb), dtype=np.int32)
     count_a = np.zeros(na, dtype=np.int64)
     count_b = np.zeros(nb, dtype=np.int64)
-    bar = tqdm(total=n_tok, unit="tok", unit_scale=True, desc=f"co-activation {cache_a.hookpoint} x {cache_b.hookpoint}",
-               disable=not progress)
+    bar = tqdm(
+        total=n_tok,
+        unit="tok",
+        unit_scale=True,
+        desc=f"co-activation {cache_a.hookpoint} x {cache_b.hookpoint}",
+        disable=not progress,
+    )
     for A, B in zip(_token_blocks(cache_a, bounds), _token_blocks(cache_b, bounds)):
         count_a += np.asarray(A.sum(0)).ravel().astype(np.int64)
         count_b += np.asarray(B.sum(0)).ravel().astype(np.int64)

@@ -19,10 +19,11 @@ from .sparse import match_sparse, sparse_coactivation
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class SimilarityResult:
-    matched: pd.DataFrame          # one row per matched pair (co-activation matching)
-    summary: pd.DataFrame          # one row per (matching, measure)
+    matched: pd.DataFrame  # one row per matched pair (co-activation matching)
+    summary: pd.DataFrame  # one row per (matching, measure)
     matrices: dict  # measure -> [na, nb] array (jaccard: scipy CSR with the sparse method; or the explained subset)
     unmatched: int
     decoder_matched: pd.DataFrame | None = None
@@ -43,19 +44,34 @@ def coactivation_matching(cache_a: LatentCache, cache_b: LatentCache, cfg: Simil
         rows, cols = match(jac)
     jv = pair_values(jac, rows, cols)
     rows, cols, jv = rows[jv > 0], cols[jv > 0], jv[jv > 0]
-    matched = pd.DataFrame({
-        "hookpoint_a": cache_a.hookpoint, "latent_a": rows, "hookpoint_b": cache_b.hookpoint, "latent_b": cols,
-        "jaccard": jv, "coactivations": pair_values(co.both, rows, cols),
-        "count_a": co.count_a[rows], "count_b": co.count_b[cols],
-    })
+    matched = pd.DataFrame(
+        {
+            "hookpoint_a": cache_a.hookpoint,
+            "latent_a": rows,
+            "hookpoint_b": cache_b.hookpoint,
+            "latent_b": cols,
+            "jaccard": jv,
+            "coactivations": pair_values(co.both, rows, cols),
+            "count_a": co.count_a[rows],
+            "count_b": co.count_b[cols],
+        }
+    )
     return co, jac, matched, sparse
 
 
-def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig | None = None,
-            explanations_a: pd.DataFrame | None = None, explanations_b: pd.DataFrame | None = None,
-            W_dec_a: np.ndarray | None = None, W_dec_b: np.ndarray | None = None,
-            cross_score: Callable[[pd.DataFrame, CrossScoringConfig], CrossScores] | None = None,
-            embed_fn: Callable[[list[str]], np.ndarray] | None = None, progress: bool = True) -> SimilarityResult:
+def compare(
+    cache_a: LatentCache,
+    cache_b: LatentCache,
+    *,
+    cfg: SimilarityConfig | None = None,
+    explanations_a: pd.DataFrame | None = None,
+    explanations_b: pd.DataFrame | None = None,
+    W_dec_a: np.ndarray | None = None,
+    W_dec_b: np.ndarray | None = None,
+    cross_score: Callable[[pd.DataFrame, CrossScoringConfig], CrossScores] | None = None,
+    embed_fn: Callable[[list[str]], np.ndarray] | None = None,
+    progress: bool = True,
+) -> SimilarityResult:
     """Compare the dictionaries behind two caches of the same corpus (see the module docstring).
 
     ``cross_score`` (optional, usually a :class:`CrossScorer`) takes the matched pairs (with
@@ -77,12 +93,28 @@ def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig
     n_rand = min(len(live_a), len(live_b))
     rand_a, rand_b = rng.permutation(live_a)[:n_rand], rng.permutation(live_b)[:n_rand]
     jac_chance = float(pair_values(jac, rand_a, rand_b).mean()) if n_rand else float("nan")
-    extra = {"unmatched": unmatched, "method": "sparse" if sparse else "dense",
-             "candidates": cfg.candidates if sparse else None,
-             "dead_a": int((co.count_a == 0).sum()), "dead_b": int((co.count_b == 0).sum()),
-             "l0_a": float(co.count_a.sum() / max(co.n_tokens, 1)), "l0_b": float(co.count_b.sum() / max(co.n_tokens, 1))}
-    summary = [_summary_row("coactivation", "jaccard", jv, th.jaccard, jac_chance, cfg.seed, cfg.bootstrap,
-                            live_pairs=len(rows), **extra)]
+    extra = {
+        "unmatched": unmatched,
+        "method": "sparse" if sparse else "dense",
+        "candidates": cfg.candidates if sparse else None,
+        "dead_a": int((co.count_a == 0).sum()),
+        "dead_b": int((co.count_b == 0).sum()),
+        "l0_a": float(co.count_a.sum() / max(co.n_tokens, 1)),
+        "l0_b": float(co.count_b.sum() / max(co.n_tokens, 1)),
+    }
+    summary = [
+        _summary_row(
+            "coactivation",
+            "jaccard",
+            jv,
+            th.jaccard,
+            jac_chance,
+            cfg.seed,
+            cfg.bootstrap,
+            live_pairs=len(rows),
+            **extra,
+        )
+    ]
 
     # decoder directions: cosine of the co-activation matches, and the decoder-matching baseline
     decoder_matched = None
@@ -90,24 +122,74 @@ def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig
         # no [na, nb] matrix: the matched pairs' cosine and its chance only (no decoder matching)
         matched["decoder_cosine"] = decoder_cosine_pairs(W_dec_a, W_dec_b, rows, cols)
         chance = float(decoder_cosine_pairs(W_dec_a, W_dec_b, rand_a, rand_b).mean()) if n_rand else float("nan")
-        summary.append(_summary_row("coactivation", "decoder_cosine", matched["decoder_cosine"].to_numpy(),
-                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, **extra))
+        summary.append(
+            _summary_row(
+                "coactivation",
+                "decoder_cosine",
+                matched["decoder_cosine"].to_numpy(),
+                th.decoder_cosine,
+                chance,
+                cfg.seed,
+                cfg.bootstrap,
+                **extra,
+            )
+        )
     elif shares_decoder_space(W_dec_a, W_dec_b, a, b, cfg.decoder_baseline):
         dec = decoder_cosine(W_dec_a, W_dec_b)
         matrices["decoder_cosine"] = dec
         matched["decoder_cosine"] = dec[rows, cols]
         chance = float(dec[rand_a, rand_b].mean()) if n_rand else float("nan")
-        summary.append(_summary_row("coactivation", "decoder_cosine", matched["decoder_cosine"].to_numpy(),
-                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, **extra))
+        summary.append(
+            _summary_row(
+                "coactivation",
+                "decoder_cosine",
+                matched["decoder_cosine"].to_numpy(),
+                th.decoder_cosine,
+                chance,
+                cfg.seed,
+                cfg.bootstrap,
+                **extra,
+            )
+        )
         drows, dcols = match(dec)
-        decoder_matched = pd.DataFrame({"hookpoint_a": a, "latent_a": drows, "hookpoint_b": b, "latent_b": dcols,
-                                        "decoder_cosine": dec[drows, dcols], "jaccard": jac[drows, dcols]})
-        summary.append(_summary_row("decoder", "decoder_cosine", decoder_matched["decoder_cosine"].to_numpy(),
-                                    th.decoder_cosine, chance, cfg.seed, cfg.bootstrap, **extra))
-        summary.append(_summary_row("decoder", "jaccard", decoder_matched["jaccard"].to_numpy(), th.jaccard,
-                                    jac_chance, cfg.seed, cfg.bootstrap, **extra))
+        decoder_matched = pd.DataFrame(
+            {
+                "hookpoint_a": a,
+                "latent_a": drows,
+                "hookpoint_b": b,
+                "latent_b": dcols,
+                "decoder_cosine": dec[drows, dcols],
+                "jaccard": jac[drows, dcols],
+            }
+        )
+        summary.append(
+            _summary_row(
+                "decoder",
+                "decoder_cosine",
+                decoder_matched["decoder_cosine"].to_numpy(),
+                th.decoder_cosine,
+                chance,
+                cfg.seed,
+                cfg.bootstrap,
+                **extra,
+            )
+        )
+        summary.append(
+            _summary_row(
+                "decoder",
+                "jaccard",
+                decoder_matched["jaccard"].to_numpy(),
+                th.jaccard,
+                jac_chance,
+                cfg.seed,
+                cfg.bootstrap,
+                **extra,
+            )
+        )
         dmap = dict(zip(drows.tolist(), dcols.tolist()))
-        summary[-1]["agreement_with_coactivation"] = float(np.mean([dmap.get(int(r)) == int(c) for r, c in zip(rows, cols)]))
+        summary[-1]["agreement_with_coactivation"] = float(
+            np.mean([dmap.get(int(r)) == int(c) for r, c in zip(rows, cols)])
+        )
 
     # explanations: semantic agreement of matched pairs where both have one
     ex_a, ex_b = explanation_table(explanations_a, a), explanation_table(explanations_b, b)
@@ -130,17 +212,46 @@ def compare(cache_a: LatentCache, cache_b: LatentCache, *, cfg: SimilarityConfig
         # chance: the same explanations paired at random (both explained, different pairing)
         k = min(len(la), len(lb), 10000)
         chance = float(cos[rng.permutation(len(la))[:k], rng.permutation(len(lb))[:k]].mean())
-        summary.append(_summary_row("coactivation", "explanation_cosine", ec, th.explanation_cosine, chance,
-                                    cfg.seed, cfg.bootstrap, explained_a=len(ex_a), explained_b=len(ex_b), **extra))
+        summary.append(
+            _summary_row(
+                "coactivation",
+                "explanation_cosine",
+                ec,
+                th.explanation_cosine,
+                chance,
+                cfg.seed,
+                cfg.bootstrap,
+                explained_a=len(ex_a),
+                explained_b=len(ex_b),
+                **extra,
+            )
+        )
         if decoder_matched is not None:
-            dec_ec = np.array([cos[ia[int(r)], ib[int(c)]] if int(r) in ia and int(c) in ib else np.nan
-                               for r, c in zip(decoder_matched["latent_a"], decoder_matched["latent_b"])], dtype=np.float32)
+            dec_ec = np.array(
+                [
+                    cos[ia[int(r)], ib[int(c)]] if int(r) in ia and int(c) in ib else np.nan
+                    for r, c in zip(decoder_matched["latent_a"], decoder_matched["latent_b"])
+                ],
+                dtype=np.float32,
+            )
             decoder_matched["explanation_cosine"] = dec_ec
-            summary.append(_summary_row("decoder", "explanation_cosine", dec_ec, th.explanation_cosine, chance,
-                                        cfg.seed, cfg.bootstrap, **extra))
+            summary.append(
+                _summary_row(
+                    "decoder",
+                    "explanation_cosine",
+                    dec_ec,
+                    th.explanation_cosine,
+                    chance,
+                    cfg.seed,
+                    cfg.bootstrap,
+                    **extra,
+                )
+            )
     else:
-        log.warning("no explanations for %s: explanation-based similarity skipped",
-                    " and ".join(h for h, e in ((a, ex_a), (b, ex_b)) if not e))
+        log.warning(
+            "no explanations for %s: explanation-based similarity skipped",
+            " and ".join(h for h, e in ((a, ex_a), (b, ex_b)) if not e),
+        )
     if cross_score is not None:
         summary.extend(_cross_summary(matched, cross_score(matched, cfg.cross_scoring), cfg))
     summary = pd.DataFrame(summary)

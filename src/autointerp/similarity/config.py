@@ -81,6 +81,8 @@ class SimilarityConfig:
     ``matched_latents``: with N > 0, the top N matched pairs of every configured pair are
     written per hookpoint (``{namespace}.matched_latents``) for ``sample.selection.mode: matched``
     (match before sampling, :mod:`autointerp.similarity.matched_latents`); 0 writes none.
+    Only pairs that co-fire on at least ``matched_min_coactivations`` tokens count (a pair of
+    latents that fire once, together, has Jaccard 1 but no examples to explain or score).
     """
 
     pairs: list[list[str]] = field(default_factory=list)
@@ -98,6 +100,7 @@ class SimilarityConfig:
     dense_max_latents: int = 8192
     candidates: int | None = 32
     matched_latents: int = 0
+    matched_min_coactivations: int = 10
 
     def validate(self, where: str) -> None:
         for i, p in enumerate(self.pairs or []):
@@ -106,13 +109,17 @@ class SimilarityConfig:
             if p[0] == p[1]:
                 raise ConfigError(f"{where}.pairs[{i}]: compares '{p[0]}' with itself; name two hookpoints.")
         if self.decoder_baseline not in DECODER_BASELINE:
-            raise ConfigError(f"{where}.decoder_baseline: '{self.decoder_baseline}' is not one of {', '.join(DECODER_BASELINE)}.")
+            raise ConfigError(
+                f"{where}.decoder_baseline: '{self.decoder_baseline}' is not one of {', '.join(DECODER_BASELINE)}."
+            )
         if self.matching not in MATCHING:
             raise ConfigError(f"{where}.matching: '{self.matching}' is not one of {', '.join(MATCHING)}.")
         if self.candidates is not None and self.candidates < 1:
             raise ConfigError(f"{where}.candidates must be at least 1, or null for every co-firing pair.")
         if self.matched_latents < 0:
             raise ConfigError(f"{where}.matched_latents must be 0 (off) or a number of matched pairs per pair.")
+        if self.matched_min_coactivations < 1:
+            raise ConfigError(f"{where}.matched_min_coactivations must be at least 1 (co-firing tokens of a top pair).")
         if self.heatmap_latents < 2:
             raise ConfigError(f"{where}.heatmap_latents must be at least 2.")
         self.cross_scoring.validate(f"{where}.cross_scoring")

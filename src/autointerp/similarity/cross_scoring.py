@@ -87,8 +87,14 @@ class CrossScorer:
         ex = examples_from_frame(chosen)
         rows = scorer.score(explanation, ex, self.client, scorer_rng(self.seed, latent, scorer.name)).rows
         nq = int(max((e.quantile for e in ex), default=-1)) + 1
-        m = latent_metrics([r["label"] for r in rows], [r["prediction"] for r in rows], [r["score"] for r in rows],
-                           [r["quantile"] for r in rows], [r["failure"] is not None for r in rows], nq)
+        m = latent_metrics(
+            [r["label"] for r in rows],
+            [r["prediction"] for r in rows],
+            [r["score"] for r in rows],
+            [r["quantile"] for r in rows],
+            [r["failure"] is not None for r in rows],
+            nq,
+        )
         return {k: m[k] for k in ("auroc", "balanced_accuracy", "n", "n_failed")}
 
     def __call__(self, matched: pd.DataFrame, cfg: CrossScoringConfig) -> CrossScores:
@@ -98,15 +104,21 @@ class CrossScorer:
         has_test_b = b_lat.isin(list(self.examples_b)).to_numpy()
         has_test_a = a_lat.isin(list(self.examples_a)).to_numpy()
         eligible = has_ex_a & has_test_b
-        coverage = {"matched": int(len(matched)), "explained_a": int(has_ex_a.sum()),
-                    "examples_b": int(has_test_b.sum()), "eligible": int(eligible.sum()),
-                    "eligible_ba": int((has_ex_b & has_test_a).sum())}
+        coverage = {
+            "matched": int(len(matched)),
+            "explained_a": int(has_ex_a.sum()),
+            "examples_b": int(has_test_b.sum()),
+            "eligible": int(eligible.sum()),
+            "eligible_ba": int((has_ex_b & has_test_a).sum()),
+        }
         note = None
         if coverage["eligible"] < cfg.min_pairs:
-            note = (f"only {coverage['eligible']} of {coverage['matched']} matched pairs have A's explanation and "
-                    f"B's test examples ({coverage['explained_a']} matched A latents are explained, "
-                    f"{coverage['examples_b']} matched B latents have examples): the sample stage draws latents "
-                    f"per hookpoint independently, so the mean of so few pairs is not representative")
+            note = (
+                f"only {coverage['eligible']} of {coverage['matched']} matched pairs have A's explanation and "
+                f"B's test examples ({coverage['explained_a']} matched A latents are explained, "
+                f"{coverage['examples_b']} matched B latents have examples): the sample stage draws latents "
+                f"per hookpoint independently, so the mean of so few pairs is not representative"
+            )
             if cfg.on_few_pairs == "error":
                 raise AutointerpError(
                     f"cross-scoring {matched['hookpoint_a'].iloc[0]} vs {matched['hookpoint_b'].iloc[0]}: {note}. "
@@ -115,20 +127,36 @@ class CrossScorer:
                     "similarity.cross_scoring.on_few_pairs to report or skip."
                 )
             log.warning("cross-scoring: %s", note)
-        cols = ["cross_score", "cross_auroc", "cross_balanced_accuracy", "cross_n", "cross_n_failed",
-                "cross_score_ba", "cross_auroc_ba", "cross_balanced_accuracy_ba", "cross_n_ba", "cross_n_failed_ba"]
+        cols = [
+            "cross_score",
+            "cross_auroc",
+            "cross_balanced_accuracy",
+            "cross_n",
+            "cross_n_failed",
+            "cross_score_ba",
+            "cross_auroc_ba",
+            "cross_balanced_accuracy_ba",
+            "cross_n_ba",
+            "cross_n_failed_ba",
+        ]
         table = pd.DataFrame(np.nan, index=matched.index, columns=cols)
         if note is not None and cfg.on_few_pairs == "skip":
             return CrossScores(table, coverage, note + "; skipped (on_few_pairs: skip)")
         todo = matched[eligible].sort_values("jaccard", ascending=False, kind="stable").head(cfg.max_pairs)
         coverage["scored"] = int(len(todo))
-        jobs = [(i, "", r.explanation_a, self.examples_b[int(r.latent_b)], int(r.latent_a)) for i, r in zip(todo.index, todo.itertuples())]
+        jobs = [
+            (i, "", r.explanation_a, self.examples_b[int(r.latent_b)], int(r.latent_a))
+            for i, r in zip(todo.index, todo.itertuples())
+        ]
         if cfg.both_ways:
-            jobs += [(i, "_ba", r.explanation_b, self.examples_a[int(r.latent_a)], int(r.latent_b))
-                     for i, r in zip(todo.index, todo.itertuples())
-                     if isinstance(r.explanation_b, str) and int(r.latent_a) in self.examples_a]
-        for i, suffix, explanation, examples, latent in tqdm(jobs, desc="cross-scoring", unit="pair",
-                                                              disable=not self.progress):
+            jobs += [
+                (i, "_ba", r.explanation_b, self.examples_a[int(r.latent_a)], int(r.latent_b))
+                for i, r in zip(todo.index, todo.itertuples())
+                if isinstance(r.explanation_b, str) and int(r.latent_a) in self.examples_a
+            ]
+        for i, suffix, explanation, examples, latent in tqdm(
+            jobs, desc="cross-scoring", unit="pair", disable=not self.progress
+        ):
             m = self.score_one(explanation, examples, latent)
             table.loc[i, f"cross_auroc{suffix}"] = m["auroc"]
             table.loc[i, f"cross_balanced_accuracy{suffix}"] = m["balanced_accuracy"]
@@ -148,6 +176,18 @@ def _cross_summary(matched: pd.DataFrame, cross: CrossScores, cfg: SimilarityCon
     for measure, col in (("cross_score", "cross_score"), ("cross_score_ba", "cross_score_ba")):
         if measure == "cross_score_ba" and (not cfg.cross_scoring.both_ways or matched[col].isna().all()):
             continue
-        rows.append(_summary_row("coactivation", measure, matched[col].to_numpy(), cfg.thresholds.cross_score, 0.5,
-                                 cfg.seed, cfg.bootstrap, cross_metric=cfg.cross_scoring.metric, note=cross.note, **cov))
+        rows.append(
+            _summary_row(
+                "coactivation",
+                measure,
+                matched[col].to_numpy(),
+                cfg.thresholds.cross_score,
+                0.5,
+                cfg.seed,
+                cfg.bootstrap,
+                cross_metric=cfg.cross_scoring.metric,
+                note=cross.note,
+                **cov,
+            )
+        )
     return rows

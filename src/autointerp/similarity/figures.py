@@ -72,8 +72,11 @@ def overview_figure(df: pd.DataFrame):
         return fig
     df = df.assign(label=df["matching"] + "\n" + df["measure"], pair=df["hookpoint_a"] + " vs " + df["hookpoint_b"])
     if "lift_diff" not in df:
-        df = df.assign(lift_diff=df["mean"] - df["chance"], lift_diff_ci_low=df["ci_low"] - df["chance"],
-                       lift_diff_ci_high=df["ci_high"] - df["chance"])
+        df = df.assign(
+            lift_diff=df["mean"] - df["chance"],
+            lift_diff_ci_low=df["ci_low"] - df["chance"],
+            lift_diff_ci_high=df["ci_high"] - df["chance"],
+        )
     labels = list(dict.fromkeys(df["label"]))
     pairs = list(dict.fromkeys(df.sort_values("kind")["pair"]))
     width = 0.8 / max(len(pairs), 1)
@@ -89,7 +92,9 @@ def overview_figure(df: pd.DataFrame):
             l0 = f", L0 {sub['l0_a'].dropna().iloc[0]:.0f}/{sub['l0_b'].dropna().iloc[0]:.0f}"
         ax.bar(x, sub["mean"], width, yerr=err, label=f"{p} ({kind}{l0})", **style)
         ax.scatter(x, sub["chance"], marker="_", color="black", s=60, zorder=3)
-        err = np.vstack([sub["lift_diff"] - sub["lift_diff_ci_low"], sub["lift_diff_ci_high"] - sub["lift_diff"]]).clip(min=0)
+        err = np.vstack([sub["lift_diff"] - sub["lift_diff_ci_low"], sub["lift_diff_ci_high"] - sub["lift_diff"]]).clip(
+            min=0
+        )
         ax_lift.bar(x, sub["lift_diff"], width, yerr=err, **style)
     ax_lift.axhline(0, color="grey", lw=0.8)
     ax_lift.set_xticks(np.arange(len(labels)), labels, fontsize=8)

@@ -21,13 +21,24 @@ from ..latent_cache import LatentCache
 from .compare import coactivation_matching
 from .config import SimilarityConfig
 
-MATCHED_COLUMNS = ["hookpoint", "latent", "partner_hookpoint", "partner_latent", "jaccard", "coactivations", "rank",
-                   "pair"]
+MATCHED_COLUMNS = [
+    "hookpoint",
+    "latent",
+    "partner_hookpoint",
+    "partner_latent",
+    "jaccard",
+    "coactivations",
+    "rank",
+    "pair",
+]
 
 
-def top_matched(matched: pd.DataFrame, top_n: int) -> pd.DataFrame:
+def top_matched(matched: pd.DataFrame, top_n: int, min_coactivations: int = 1) -> pd.DataFrame:
     """Rows for both sides of the ``top_n`` highest-Jaccard pairs of a matched-pairs table
-    (``hookpoint_a``, ``latent_a``, ``hookpoint_b``, ``latent_b``, ``jaccard``, ``coactivations``)."""
+    (``hookpoint_a``, ``latent_a``, ``hookpoint_b``, ``latent_b``, ``jaccard``, ``coactivations``)
+    among those co-firing on at least ``min_coactivations`` tokens."""
+    if len(matched):
+        matched = matched[matched["coactivations"] >= min_coactivations]
     if len(matched) == 0 or top_n < 1:
         return pd.DataFrame(columns=MATCHED_COLUMNS)
     top = matched.sort_values(["jaccard", "latent_a"], ascending=[False, True], kind="stable").head(top_n)
@@ -35,19 +46,29 @@ def top_matched(matched: pd.DataFrame, top_n: int) -> pd.DataFrame:
     pair = f"{top['hookpoint_a'].iloc[0]}|{top['hookpoint_b'].iloc[0]}"
     sides = []
     for me, other in (("a", "b"), ("b", "a")):
-        sides.append(pd.DataFrame({
-            "hookpoint": top[f"hookpoint_{me}"], "latent": top[f"latent_{me}"].astype(int),
-            "partner_hookpoint": top[f"hookpoint_{other}"], "partner_latent": top[f"latent_{other}"].astype(int),
-            "jaccard": top["jaccard"].astype(float), "coactivations": top["coactivations"].astype(int),
-            "rank": range(len(top)), "pair": pair}))
+        sides.append(
+            pd.DataFrame(
+                {
+                    "hookpoint": top[f"hookpoint_{me}"],
+                    "latent": top[f"latent_{me}"].astype(int),
+                    "partner_hookpoint": top[f"hookpoint_{other}"],
+                    "partner_latent": top[f"latent_{other}"].astype(int),
+                    "jaccard": top["jaccard"].astype(float),
+                    "coactivations": top["coactivations"].astype(int),
+                    "rank": range(len(top)),
+                    "pair": pair,
+                }
+            )
+        )
     return pd.concat(sides, ignore_index=True)[MATCHED_COLUMNS]
 
 
-def pair_top_matched(cache_a: LatentCache, cache_b: LatentCache, cfg: SimilarityConfig, top_n: int,
-                     progress: bool = True) -> pd.DataFrame:
+def pair_top_matched(
+    cache_a: LatentCache, cache_b: LatentCache, cfg: SimilarityConfig, top_n: int, progress: bool = True
+) -> pd.DataFrame:
     """The co-activation matching of two caches (the method ``cfg`` picks), top ``top_n`` pairs."""
     _, _, matched, _ = coactivation_matching(cache_a, cache_b, cfg, progress)
-    return top_matched(matched, top_n)
+    return top_matched(matched, top_n, cfg.matched_min_coactivations)
 
 
 def hookpoint_matched(hookpoint: str, *tables: pd.DataFrame) -> pd.DataFrame:
@@ -56,4 +77,6 @@ def hookpoint_matched(hookpoint: str, *tables: pd.DataFrame) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=MATCHED_COLUMNS)
     df = pd.concat(parts, ignore_index=True)
-    return df.sort_values(["rank", "jaccard", "pair"], ascending=[True, False, True], kind="stable").reset_index(drop=True)
+    return df.sort_values(["rank", "jaccard", "pair"], ascending=[True, False, True], kind="stable").reset_index(
+        drop=True
+    )

@@ -27,17 +27,41 @@ def explanation_table(explanations: pd.DataFrame | None, hookpoint: str) -> dict
     return out
 
 
-def _summary_row(matching: str, measure: str, values: np.ndarray, threshold: float, chance: float | None,
-                 seed: int, bootstrap: int, **extra) -> dict:
+def _summary_row(
+    matching: str,
+    measure: str,
+    values: np.ndarray,
+    threshold: float,
+    chance: float | None,
+    seed: int,
+    bootstrap: int,
+    **extra,
+) -> dict:
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
-    row = {"matching": matching, "measure": measure, "n": int(len(values)), "threshold": threshold,
-           "mean": np.nan, "median": np.nan, "std": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-           "frac_above": np.nan, "chance": np.nan if chance is None else float(chance)}
+    row = {
+        "matching": matching,
+        "measure": measure,
+        "n": int(len(values)),
+        "threshold": threshold,
+        "mean": np.nan,
+        "median": np.nan,
+        "std": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "frac_above": np.nan,
+        "chance": np.nan if chance is None else float(chance),
+    }
     if len(values):
         lo, hi = bootstrap_ci(values, seed=seed, n=bootstrap)
-        row.update(mean=float(values.mean()), median=float(np.median(values)), std=float(values.std()),
-                   ci_low=lo, ci_high=hi, frac_above=float((values >= threshold).mean()))
+        row.update(
+            mean=float(values.mean()),
+            median=float(np.median(values)),
+            std=float(values.std()),
+            ci_low=lo,
+            ci_high=hi,
+            frac_above=float((values >= threshold).mean()),
+        )
     row.update(lifts(row["mean"], row["ci_low"], row["ci_high"], row["chance"]))
     row.update(extra)
     return row
@@ -49,10 +73,12 @@ def lifts(mean: float, ci_low: float, ci_high: float, chance: float) -> dict[str
     chance level is not positive). Measures of different scales and pairs of different sparsity
     compare on these, not on the raw means."""
     ok = np.isfinite(chance)
-    return {"lift_diff": float(mean - chance) if ok else np.nan,
-            "lift_diff_ci_low": float(ci_low - chance) if ok else np.nan,
-            "lift_diff_ci_high": float(ci_high - chance) if ok else np.nan,
-            "lift_ratio": float(mean / chance) if ok and chance > 0 else np.nan}
+    return {
+        "lift_diff": float(mean - chance) if ok else np.nan,
+        "lift_diff_ci_low": float(ci_low - chance) if ok else np.nan,
+        "lift_diff_ci_high": float(ci_high - chance) if ok else np.nan,
+        "lift_ratio": float(mean / chance) if ok and chance > 0 else np.nan,
+    }
 
 
 def bootstrap_ci(values, seed: int = 0, n: int = 1000, level: float = 0.95) -> tuple[float, float]:

@@ -43,8 +43,10 @@ def token_csr(cache: LatentCache) -> sp.csr_matrix:
     indptr = np.concatenate(indptrs)
     itype = np.int32 if offset < 2**31 else np.int64
     cols = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int32)
-    return sp.csr_matrix((np.ones(offset, dtype=np.int32), cols.astype(itype, copy=False), indptr.astype(itype)),
-                         shape=(len(indptr) - 1, cache.num_latents))
+    return sp.csr_matrix(
+        (np.ones(offset, dtype=np.int32), cols.astype(itype, copy=False), indptr.astype(itype)),
+        shape=(len(indptr) - 1, cache.num_latents),
+    )
 
 
 def shard_csr(cache: LatentCache, s: int) -> tuple[int, sp.csr_matrix]:
@@ -54,8 +56,10 @@ def shard_csr(cache: LatentCache, s: int) -> tuple[int, sp.csr_matrix]:
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(sh.latents - sh.start, minlength=n), out=indptr[1:])
     itype = np.int32 if cache.n_tokens < 2**31 and len(sh.tokens) < 2**31 else np.int64
-    return sh.start, sp.csr_matrix((np.ones(len(sh.tokens), dtype=np.int32), sh.tokens.astype(itype),
-                                    indptr.astype(itype)), shape=(n, cache.n_tokens))
+    return sh.start, sp.csr_matrix(
+        (np.ones(len(sh.tokens), dtype=np.int32), sh.tokens.astype(itype), indptr.astype(itype)),
+        shape=(n, cache.n_tokens),
+    )
 
 
 BUCKETS_PER_OCTAVE, BUCKETS = 16, 256  # value buckets of the top-m prefilter: 2**-16 .. 1
@@ -110,8 +114,9 @@ class _Edges:
         return sum(len(p[0]) for p in self.parts)
 
 
-def sparse_coactivation(cache_a: LatentCache, cache_b: LatentCache, candidates: int | None = None,
-                        progress: bool = True):
+def sparse_coactivation(
+    cache_a: LatentCache, cache_b: LatentCache, candidates: int | None = None, progress: bool = True
+):
     """The co-firing graph of two caches: a :class:`~autointerp.similarity.Coactivation` whose
     ``both`` is a scipy CSR ``[na, nb]`` of co-activation counts (only pairs that co-fire, or
     their top ``candidates`` per latent on either side); ``jaccard()`` keeps that sparsity."""
@@ -123,10 +128,11 @@ def sparse_coactivation(cache_a: LatentCache, cache_b: LatentCache, candidates: 
     kept, by_col = _Edges(), _Edges()
     tau = np.zeros(nb, dtype=np.float32)  # per column of B: its m-th highest Jaccard so far
     shards = range(len(cache_a.shard_ranges))
-    for s in tqdm(shards, desc=f"co-activation {cache_a.hookpoint} x {cache_b.hookpoint}", unit="shard",
-                  disable=not progress):
+    for s in tqdm(
+        shards, desc=f"co-activation {cache_a.hookpoint} x {cache_b.hookpoint}", unit="shard", disable=not progress
+    ):
         start, AT = shard_csr(cache_a, s)
-        count_a[start:start + AT.shape[0]] = np.diff(AT.indptr)
+        count_a[start : start + AT.shape[0]] = np.diff(AT.indptr)
         P = (AT @ B).tocoo()
         del AT
         row, col, both = P.row.astype(np.int32) + np.int32(start), P.col.astype(np.int32), P.data.astype(np.int32)

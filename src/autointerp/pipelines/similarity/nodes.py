@@ -51,8 +51,9 @@ def _check_explanations(df, hookpoint: str):
     return df
 
 
-def cross_scorer(examples_a, examples_b, llm: dict | None, score: dict | None, *,
-                 pair: tuple[str, str]) -> sim.CrossScorer:
+def cross_scorer(
+    examples_a, examples_b, llm: dict | None, score: dict | None, *, pair: tuple[str, str]
+) -> sim.CrossScorer:
     """The detection scorer of the score stage (its ``score.detection`` settings, example counts,
     and ``llm`` with ``score.llm`` overrides), reading each hookpoint's test examples."""
     from autointerp.pipelines.score.nodes import llm_config
@@ -77,13 +78,32 @@ def cross_scorer(examples_a, examples_b, llm: dict | None, score: dict | None, *
 
         return make_client(llm_cfg, credentials=run_context().llm_credentials())
 
-    return sim.CrossScorer(tables[a], tables[b], None, score_cfg.detection, score_cfg.n_activating,
-                           score_cfg.n_non_activating, seed=score_cfg.seed, client_factory=client)
+    return sim.CrossScorer(
+        tables[a],
+        tables[b],
+        None,
+        score_cfg.detection,
+        score_cfg.n_activating,
+        score_cfg.n_non_activating,
+        seed=score_cfg.seed,
+        client_factory=client,
+    )
 
 
-def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanations_a=None, explanations_b=None,
-                 examples_a=None, examples_b=None, llm: dict | None = None, score: dict | None = None,
-                 *, pair: tuple[str, str]):
+def compare_pair(
+    cache_a,
+    cache_b,
+    hookpoints: dict,
+    similarity: dict,
+    explanations_a=None,
+    explanations_b=None,
+    examples_a=None,
+    examples_b=None,
+    llm: dict | None = None,
+    score: dict | None = None,
+    *,
+    pair: tuple[str, str],
+):
     """Compare the dictionaries of one pair of hookpoints.
 
     Returns the matched pairs (co-activation matching, both explanations side by side), the
@@ -95,7 +115,9 @@ def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanati
     cache_a, cache_b = _check_cache(cache_a, a), _check_cache(cache_b, b)
     for cache, h in ((cache_a, a), (cache_b, b)):
         if cache.hookpoint != h:
-            raise AutointerpError(f"the cache given for '{h}' holds hookpoint '{cache.hookpoint}'. Re-run `kedro run --pipelines cache`.")
+            raise AutointerpError(
+                f"the cache given for '{h}' holds hookpoint '{cache.hookpoint}'. Re-run `kedro run --pipelines cache`."
+            )
     explanations_a, explanations_b = _check_explanations(explanations_a, a), _check_explanations(explanations_b, b)
     W_a = W_b = None
     if cfg.decoder_baseline != "never":
@@ -104,21 +126,45 @@ def compare_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, explanati
     if cfg.cross_scoring.enabled and explanations_a is not None and examples_b is not None:
         cross = cross_scorer(examples_a, examples_b, llm, score, pair=pair)
     elif cfg.cross_scoring.enabled:
-        log.warning("%s.cross_scoring: needs explanations and the sample stage's examples, not wired in this run: "
-                    "skipped for %s vs %s", WHERE, a, b)
-    result = sim.compare(cache_a, cache_b, cfg=cfg, explanations_a=explanations_a, explanations_b=explanations_b,
-                         W_dec_a=W_a, W_dec_b=W_b, cross_score=cross)
+        log.warning(
+            "%s.cross_scoring: needs explanations and the sample stage's examples, not wired in this run: "
+            "skipped for %s vs %s",
+            WHERE,
+            a,
+            b,
+        )
+    result = sim.compare(
+        cache_a,
+        cache_b,
+        cfg=cfg,
+        explanations_a=explanations_a,
+        explanations_b=explanations_b,
+        W_dec_a=W_a,
+        W_dec_b=W_b,
+        cross_score=cross,
+    )
     if result.unmatched:
-        log.warning("%s has %d latents, %s has %d: %d latents of the wider one are unmatched",
-                    a, cache_a.num_latents, b, cache_b.num_latents, result.unmatched)
+        log.warning(
+            "%s has %d latents, %s has %d: %d latents of the wider one are unmatched",
+            a,
+            cache_a.num_latents,
+            b,
+            cache_b.num_latents,
+            result.unmatched,
+        )
     figures = sim.heatmap_figures(result, cfg.heatmap_latents)
     metrics = sim.summary_metrics(result.summary, f"similarity.{a}__{b}")
     empty = np.zeros((0, 0), dtype=np.float32)
     jaccard = result.matrices["jaccard"]
     jaccard = empty if sp.issparse(jaccard) else jaccard  # the sparse method keeps no [na, nb] matrix
-    return (result.matched, result.summary, jaccard.astype(np.float16),
-            result.matrices.get("decoder_cosine", empty).astype(np.float16), figures,
-            {k: {"value": v, "step": 0} for k, v in metrics.items()})
+    return (
+        result.matched,
+        result.summary,
+        jaccard.astype(np.float16),
+        result.matrices.get("decoder_cosine", empty).astype(np.float16),
+        figures,
+        {k: {"value": v, "step": 0} for k, v in metrics.items()},
+    )
 
 
 def match_pair(cache_a, cache_b, hookpoints: dict, similarity: dict, *, pair: tuple[str, str]) -> pd.DataFrame:

@@ -36,15 +36,29 @@ def configured_pairs() -> list[tuple[str, str]]:
 
 def pair_pipeline(a: str, b: str, explanations: bool, cross_scoring: bool = False) -> Pipeline:
     pns = pair_namespace(a, b)
-    inputs = {"cache_a": f"{namespace(a)}.latent_cache", "cache_b": f"{namespace(b)}.latent_cache",
-              "hookpoints": "params:hookpoints", "similarity": "params:similarity"}
+    inputs = {
+        "cache_a": f"{namespace(a)}.latent_cache",
+        "cache_b": f"{namespace(b)}.latent_cache",
+        "hookpoints": "params:hookpoints",
+        "similarity": "params:similarity",
+    }
     if explanations:
         inputs |= {"explanations_a": f"{namespace(a)}.explanations", "explanations_b": f"{namespace(b)}.explanations"}
     if explanations and cross_scoring:
-        inputs |= {"examples_a": f"{namespace(a)}.examples", "examples_b": f"{namespace(b)}.examples",
-                   "llm": "params:llm", "score": "params:score"}
-    outputs = [f"{pns}.similarity_matched", f"{pns}.similarity_summary", f"{pns}.jaccard_matrix",
-               f"{pns}.decoder_cosine_matrix", f"{pns}.similarity_plots", f"{pns}.similarity_metrics"]
+        inputs |= {
+            "examples_a": f"{namespace(a)}.examples",
+            "examples_b": f"{namespace(b)}.examples",
+            "llm": "params:llm",
+            "score": "params:score",
+        }
+    outputs = [
+        f"{pns}.similarity_matched",
+        f"{pns}.similarity_summary",
+        f"{pns}.jaccard_matrix",
+        f"{pns}.decoder_cosine_matrix",
+        f"{pns}.similarity_plots",
+        f"{pns}.similarity_metrics",
+    ]
     return Pipeline([Node(bind(nodes.compare_pair, pair=(a, b)), inputs, outputs, name="compare_pair", namespace=pns)])
 
 
@@ -55,15 +69,36 @@ def create_match_pipeline(**kwargs) -> Pipeline:
     if not int((run_parameters().get("similarity") or {}).get("matched_latents") or 0):
         return Pipeline([])
     pairs = configured_pairs()
-    pipe = Pipeline([Node(bind(nodes.match_pair, pair=(a, b)),
-                          {"cache_a": f"{namespace(a)}.latent_cache", "cache_b": f"{namespace(b)}.latent_cache",
-                           "hookpoints": "params:hookpoints", "similarity": "params:similarity"},
-                          f"{pair_namespace(a, b)}.top_matched", name="match_pair", namespace=pair_namespace(a, b))
-                     for a, b in pairs])
+    pipe = Pipeline(
+        [
+            Node(
+                bind(nodes.match_pair, pair=(a, b)),
+                {
+                    "cache_a": f"{namespace(a)}.latent_cache",
+                    "cache_b": f"{namespace(b)}.latent_cache",
+                    "hookpoints": "params:hookpoints",
+                    "similarity": "params:similarity",
+                },
+                f"{pair_namespace(a, b)}.top_matched",
+                name="match_pair",
+                namespace=pair_namespace(a, b),
+            )
+            for a, b in pairs
+        ]
+    )
     for h in dict.fromkeys(h for p in pairs for h in p):
         tables = [f"{pair_namespace(a, b)}.top_matched" for a, b in pairs if h in (a, b)]
-        pipe += Pipeline([Node(bind(nodes.matched_latents, hookpoint=h), tables, f"{namespace(h)}.matched_latents",
-                               name="matched_latents", namespace=namespace(h))])
+        pipe += Pipeline(
+            [
+                Node(
+                    bind(nodes.matched_latents, hookpoint=h),
+                    tables,
+                    f"{namespace(h)}.matched_latents",
+                    name="matched_latents",
+                    namespace=namespace(h),
+                )
+            ]
+        )
     return pipe
 
 
@@ -79,15 +114,29 @@ def create_pipeline(**kwargs) -> Pipeline:
     pairs = configured_pairs()
     pipe = sum((pair_pipeline(a, b, explanations, cross) for a, b in pairs), create_match_pipeline())
     if pairs:
-        pipe += Pipeline([Node(nodes.similarity_overview, [f"{pair_namespace(a, b)}.similarity_summary" for a, b in pairs],
-                               ["similarity_overview", "similarity_overview_plot", "similarity_overview_metrics"],
-                               name="similarity_overview")])
+        pipe += Pipeline(
+            [
+                Node(
+                    nodes.similarity_overview,
+                    [f"{pair_namespace(a, b)}.similarity_summary" for a, b in pairs],
+                    ["similarity_overview", "similarity_overview_plot", "similarity_overview_metrics"],
+                    name="similarity_overview",
+                )
+            ]
+        )
     if (run_parameters().get("similarity") or {}).get("score_comparison"):
         if stage_available("score"):
             names = configured_hookpoints()
-            pipe += Pipeline([Node(bind(nodes.score_comparison, names=names),
-                                   ["params:hookpoints", "params:similarity"] + [f"{namespace(h)}.score_metrics" for h in names],
-                                   ["score_comparison", "score_comparison_plot"], name="score_comparison")])
+            pipe += Pipeline(
+                [
+                    Node(
+                        bind(nodes.score_comparison, names=names),
+                        ["params:hookpoints", "params:similarity"] + [f"{namespace(h)}.score_metrics" for h in names],
+                        ["score_comparison", "score_comparison_plot"],
+                        name="score_comparison",
+                    )
+                ]
+            )
         else:
             log.warning("similarity.score_comparison is set but the score stage is not in this project yet: skipped")
     return pipe
