@@ -6,7 +6,7 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 # The order of the chain; a stage joins __default__ when its folder exists.
-CHAIN = ("train_sae", "cache", "sample", "explain", "score", "calibrate", "similarity", "report")
+CHAIN = ("train_sae", "cache", "match", "sample", "explain", "score", "calibrate", "similarity", "report")
 
 
 def register_pipelines() -> dict[str, Pipeline]:

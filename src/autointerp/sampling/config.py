@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 
-SELECTION_MODES = ("all", "first", "random", "per_band", "list")
+SELECTION_MODES = ("all", "first", "random", "per_band", "list", "matched")
 TRAIN_MODES = ("quantiles", "top", "random")
 NEIGHBOUR_SOURCES = ("decoder", "cooccurrence")
 NEGATIVE_KINDS = ("neighbour", "embedding", "random")  # the order in which they are drawn
@@ -19,7 +19,10 @@ LATENT_GROUP = 16  # latents sampled together (their embedding queries form one 
 class SelectionConfig:
     """Which latents to sample. ``mode``: all | first (the first ``n``) | random (a seeded
     random ``n``) | per_band (``n`` per firing-frequency band, edges in ``bands``) | list
-    (``latents``). Latents with fewer than ``min_activating`` activating windows are skipped
+    (``latents``) | matched (match before sampling: the hookpoint's latents in the
+    ``{namespace}.matched_latents`` table, the top ``similarity.matched_latents`` co-activation
+    matches of every ``similarity.pairs`` entry it is in, plus a seeded random ``n`` of the
+    others). Latents with fewer than ``min_activating`` activating windows are skipped
     as too rare; with ``eligible_only`` the first/random/per_band draws pick among latents that
     fire at least ``min_activating`` times (the others are still listed, with their reason)."""
 

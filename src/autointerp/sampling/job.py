@@ -42,11 +42,14 @@ class SampleJob:
     dictionary: DictionaryConfig
     config: SampleConfig
     progress: bool = True
+    matched: list[int] | None = None  # selection.mode matched: the hookpoint's matched latents
     _done: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def fingerprint(self) -> str:
         config = as_dict(self.config)  # this hookpoint's notion of "active" only, not the others'
         config.update(active_threshold=as_dict(self.config.threshold_for(self.hookpoint)), active_thresholds=None)
+        if self.config.selection.mode == "matched":  # other modes keep their fingerprints
+            config["selection"]["matched"] = sorted(int(i) for i in self.matched or [])
         return digest({"hookpoint": self.hookpoint, "tokens": array_digest(self.tokens),
                        "cache": self.cache.meta.get("fingerprint"), "model": self.model.name_or_path,
                        "dictionary": as_dict(self.dictionary), "files": file_digest(self.dictionary.path)
@@ -129,7 +132,7 @@ def sample_hookpoint(root: str | Path, job: SampleJob) -> dict:
     write_meta(root, {"hookpoint": job.hookpoint, "fingerprint": fp, "complete": False})
 
     stats = cache.stats()
-    selected, skipped = select_latents(stats, cache.num_latents, cfg.selection, cfg.seed, job.hookpoint)
+    selected, skipped = select_latents(stats, cache.num_latents, cfg.selection, cfg.seed, job.hookpoint, job.matched)
     by_shard: dict[int, list[int]] = {}
     for latent in selected:
         by_shard.setdefault(latent // cache.shard_size, []).append(latent)

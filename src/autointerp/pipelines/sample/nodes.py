@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from autointerp.config import parse_config
+from autointerp.errors import ConfigError
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig
 from autointerp.pipelines.cache.nodes import dictionary_config
 from autointerp.sampling import NEGATIVE_KINDS, OK, TOO_FEW_FOR_TEST, SampleConfig, SampleJob
 
+log = logging.getLogger(__name__)
+
+
+def matched_for(hookpoint: str, matched_latents: pd.DataFrame | None, matching: str) -> list[int] | None:
+    """The latents that ``selection.mode: matched`` must sample at ``hookpoint`` (see
+    ``pipeline.matching`` for ``matching``); None for other modes."""
+    if not matching:
+        return None
+    if matching == "off":
+        raise ConfigError("parameters: sample.selection.mode is 'matched' but similarity.matched_latents is 0. "
+                          "Set similarity.matched_latents to the number of top matched pairs per similarity pair "
+                          "(e.g. 30), or use another selection mode.")
+    if matching == "unpaired" or matched_latents is None:
+        log.info("%s is in no similarity.pairs entry: selection.mode matched samples only its random latents", hookpoint)
+        return []
+    rows = matched_latents[matched_latents["hookpoint"] == hookpoint] if len(matched_latents) else matched_latents
+    latents = list(dict.fromkeys(int(i) for i in rows["latent"])) if len(rows) else []
+    log.info("%s: %d matched latents to sample (match before sampling)", hookpoint, len(latents))
+    return latents
+
 
 def sample_examples(tokens: np.ndarray, latent_cache: LatentCache, model: dict, hookpoints: dict, sample: dict,
-                    *, hookpoint: str) -> tuple[SampleJob, SampleJob]:
+                    matched_latents: pd.DataFrame | None = None, *, hookpoint: str,
+                    matching: str = "") -> tuple[SampleJob, SampleJob]:
     """The lazy job that the examples dataset runs (resuming unfinished partitions); the
     latents table is written by the same job into the same folder, so the one job is returned
-    for both outputs and does its work once (the second save finds it done)."""
+    for both outputs and does its work once (the second save finds it done). With
+    ``sample.selection.mode: matched`` it also gets the hookpoint's ``matched_latents`` table."""
     job = SampleJob(
         hookpoint=hookpoint,
         tokens=tokens,
@@ -24,6 +49,7 @@ def sample_examples(tokens: np.ndarray, latent_cache: LatentCache, model: dict, 
         model=parse_config(ModelConfig, model, "parameters: model"),
         dictionary=dictionary_config(hookpoints, hookpoint),
         config=parse_config(SampleConfig, sample, "parameters: sample"),
+        matched=matched_for(hookpoint, matched_latents, matching),
     )
     return job, job
 
