@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from autointerp.caching import CacheConfig, CacheJob
-from autointerp.calibration import (CALIBRATION_HOOKPOINT, CalibrateConfig, build_detectors, choose_words,
-                                    embedding_matrix, exactness, save_known_answers, worked_example_words)
+from autointerp.calibration import (
+    CALIBRATION_HOOKPOINT,
+    CalibrateConfig,
+    build_detectors,
+    choose_words,
+    embedding_matrix,
+    exactness,
+    save_known_answers,
+    worked_example_words,
+)
 from autointerp.calibration.detectors import STOP_WORDS
 from autointerp.dictionaries import DictionaryConfig, load_dictionary
 from autointerp.errors import AutointerpError

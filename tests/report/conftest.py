@@ -133,9 +133,8 @@ def report_run(tmp_path_factory, fixture_tables):
     from kedro.io import DataCatalog
     from kedro.runner import SequentialRunner
 
-    from autointerp.settings import CONFIG_LOADER_ARGS
-
     from autointerp.pipelines.report.pipeline import OptionalInputsHook, create_pipeline
+    from autointerp.settings import CONFIG_LOADER_ARGS
 
     root = tmp_path_factory.mktemp("report_run")
     mp = pytest.MonkeyPatch()

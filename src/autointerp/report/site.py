@@ -14,8 +14,19 @@ from string import Template
 import numpy as np
 import pandas as pd
 
-from .data import (HookpointData, ReportConfig, calibration_view, explainer_of, explainers, index_rows, metric_pairs,
-                   order_explainers, scorers, summary_rows, uninformative_scorers)
+from .data import (
+    HookpointData,
+    ReportConfig,
+    calibration_view,
+    explainer_of,
+    explainers,
+    index_rows,
+    metric_pairs,
+    order_explainers,
+    scorers,
+    summary_rows,
+    uninformative_scorers,
+)
 
 PLOTS_DIR = "plots"  # sibling of the site folder: <data_root>/08_reporting/plots
 
@@ -340,6 +351,10 @@ def histogram_svg(counts: np.ndarray, edges: np.ndarray, width: int = 420, heigh
             f'role="img"><title>activation histogram</title>{"".join(bars)}{axis}</svg>')
 
 
+def _count(v) -> str:
+    return "–" if v is None else str(int(round(v)))
+
+
 def _scores_table(pairs: dict, cfg: ReportConfig) -> str:
     metrics = [m for m in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc")
                if any(m in per for per in pairs.values())]
@@ -357,8 +372,7 @@ def _scores_table(pairs: dict, cfg: ReportConfig) -> str:
                 cells.append(f'<td class="num">{esc(fmt(v))}</td>')
             n = per.get("n", {}).get("real" if label != "control" else "control")
             nf = per.get("n_failed", {}).get("real" if label != "control" else "control")
-            count = (lambda v: "–" if v is None else str(int(round(v))))
-            extra = "" if label == "real − control" else f"n={count(n)}, failed={count(nf)}"
+            extra = "" if label == "real − control" else f"n={_count(n)}, failed={_count(nf)}"
             rows.append(f"<tr><td>{esc(scorer)}</td><td>{esc(explainer)}</td><td>{esc(label)}</td>{''.join(cells)}"
                         f"<td>{esc(extra)}</td></tr>")
     return (f'<table class="scores"><thead><tr><th>scorer</th><th>explainer</th><th>explanation</th>{head}'

@@ -9,8 +9,17 @@ import numpy as np
 import pandas as pd
 
 from autointerp.caching import CacheConfig, CacheJob
-from autointerp.calibration import (CALIBRATION_HOOKPOINT, CalibrateConfig, KnownAnswerDictionary, exactness,
-                                    hit_table, mlflow_metrics, scorer_summary, true_explanations, verdicts)
+from autointerp.calibration import (
+    CALIBRATION_HOOKPOINT,
+    CalibrateConfig,
+    KnownAnswerDictionary,
+    exactness,
+    hit_table,
+    mlflow_metrics,
+    scorer_summary,
+    true_explanations,
+    verdicts,
+)
 from autointerp.calibration.detectors import KnownAnswerJob
 from autointerp.config import parse_config
 from autointerp.dictionaries import DictionaryConfig
