@@ -139,16 +139,19 @@ def test_matched_mode_needs_matching_on():
 
 
 def test_match_runs_before_sample_in_the_chain():
-    from autointerp.pipelines.match.pipeline import create_pipeline as match_pipeline
+    from autointerp.pipeline_registry import CHAIN
     from autointerp.pipelines.sample.pipeline import create_pipeline as sample_pipeline
-    from autointerp.pipelines.similarity.pipeline import create_match_pipeline
+    from autointerp.pipelines.similarity.pipeline import create_match_pipeline as match_pipeline
+    from autointerp.pipelines.similarity.pipeline import create_pipeline as similarity_pipeline
+
+    assert CHAIN.index("match") < CHAIN.index("sample")
 
     params = {"hookpoints": {HOOKPOINT: {}, "layers.2.mlp": {}, "layers.3": {}},
               "similarity": {"pairs": [[HOOKPOINT, "layers.2.mlp"]], "matched_latents": 4},
               "sample": {"selection": {"mode": "matched"}}}
     previous = set_run_context(RunContext(params=params, env="test", conf_source="conf"))
     try:
-        chain = match_pipeline() + sample_pipeline() + create_match_pipeline()  # similarity's copy merges
+        chain = match_pipeline() + sample_pipeline() + similarity_pipeline()  # similarity's copy merges
         order = [n.name for n in chain.nodes]
         inputs = {n.name: n.inputs for n in chain.nodes}
         assert order.count("layers_2__layers_2_mlp.match_pair") == 1

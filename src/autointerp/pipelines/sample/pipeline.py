@@ -7,7 +7,6 @@ from kedro.pipeline import Node, Pipeline
 from autointerp.hooks import run_parameters
 from autointerp.pipelines.cache.pipeline import bind
 from autointerp.pipelines.namespaces import configured_hookpoints, namespace
-from autointerp.pipelines.similarity.pipeline import configured_pairs
 
 from . import nodes
 
@@ -20,9 +19,10 @@ def matching(hookpoint: str) -> str:
     params = run_parameters()
     if ((params.get("sample") or {}).get("selection") or {}).get("mode") != "matched":
         return ""
-    if not int((params.get("similarity") or {}).get("matched_latents") or 0):
+    similarity = params.get("similarity") or {}
+    if not int(similarity.get("matched_latents") or 0):
         return "off"
-    return "table" if any(hookpoint in p for p in configured_pairs()) else "unpaired"
+    return "table" if any(hookpoint in (p or []) for p in similarity.get("pairs") or []) else "unpaired"
 
 
 def hookpoint_pipeline(hookpoint: str) -> Pipeline:
