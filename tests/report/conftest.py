@@ -121,7 +121,9 @@ def calibration_tables() -> dict[str, pd.DataFrame]:
         {"latent": 1, "word": "sword", "explainer": "tokens", "explanation": 'fires on " sword"', "failure": None, "hit": True}])
     summary = pd.DataFrame([{"scorer": "fuzzing", "metric": "auroc", "explanation": "default", "explainer": "default",
                              "control": False, "mean": 0.7, "lo": 0.6, "hi": 0.8, "n_latents": 8}])
-    return {"verdicts": verdicts, "hits": hits, "summary": summary}
+    words = pd.DataFrame({"latent": [0, 1, 2], "word": ["crown", "sword", "thane"],
+                          "status": ["ok", "ok", "not_separable"]})
+    return {"words": words, "verdicts": verdicts, "hits": hits, "summary": summary}
 
 
 @pytest.fixture(scope="session")

@@ -187,6 +187,8 @@ def test_calibration_verdicts_mark_uninformative_scorers(report_run, browser):
     assert "not informative with this model" in verdicts["detection"] and verdicts["fuzzing"].endswith("informative")
     assert "0.380 [0.300, 0.450]" in verdicts["fuzzing"]
     assert "default 1/2, tokens 2/2" in b.find_element("id", "hit-rates").text
+    assert b.find_element("id", "calibration-words").text == \
+        "Known-answer words: crown, sword; refused: thane (not_separable)."
     assert "verbs ending in -ing" in b.find_element("id", "calibration-explanations").text
     # the index and the summary mark the scorer that the same run's calibration found not informative
     marked = b.execute_script("return Array.prototype.map.call(document.querySelectorAll('#latents th.uninformative'),"

@@ -19,7 +19,7 @@ from .site import build_site, esc, render_tokens
 def build_report(data: list[HookpointData], cfg: ReportConfig, similarity: dict[str, Any] | None = None,
                  calibration: dict[str, Any] | None = None):
     """``(figures, site)``: the run's plots by file name, and the site's pages by relative path.
-    ``calibration``: the calibrate stage's ``verdicts``, ``hits`` and ``summary`` tables (or None)."""
+    ``calibration``: the calibrate stage's ``words``, ``verdicts``, ``hits`` and ``summary`` tables (or None)."""
     matrices = similarity_matrices(similarity)
     figures = all_plots(data, cfg, matrices)
     site = build_site(data, cfg, sorted(figures), sorted(matrices), calibration)

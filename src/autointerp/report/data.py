@@ -325,9 +325,9 @@ def summary_rows(data: list[HookpointData], cfg: ReportConfig, n_boot: int = 100
 
 
 def calibration_view(calibration: Mapping[str, Any] | None) -> dict[str, pd.DataFrame | None]:
-    """The calibrate stage's tables (``verdicts``, ``hits``, ``summary``) or None each."""
+    """The calibrate stage's tables (``words``, ``verdicts``, ``hits``, ``summary``) or None each."""
     calibration = calibration or {}
-    return {k: as_frame(calibration.get(k)) for k in ("verdicts", "hits", "summary")}
+    return {k: as_frame(calibration.get(k)) for k in ("words", "verdicts", "hits", "summary")}
 
 
 def uninformative_scorers(calibration: Mapping[str, Any] | None) -> dict[str, str]:

@@ -201,6 +201,13 @@ def render_calibration(calibration: dict | None, cfg: ReportConfig) -> str:
                     f'<td class="num">{esc(_ci(_f(r.get("shuffled")), _f(r.get("shuffled_lo")), _f(r.get("shuffled_hi"))))}</td>'
                     f'<td class="num">{esc(_ci(_f(r.get("delta")), _f(r.get("delta_lo")), _f(r.get("delta_hi"))))}</td>'
                     f'<td class="num">{esc(r.get("n_latents"))}</td><td class="{cls}">{esc(verdict)}</td></tr>')
+    words = view["words"]
+    if words is not None and len(words) and "status" in words.columns:
+        ok = words[words["status"] == "ok"]
+        refused = words[words["status"] != "ok"]
+        parts.append('<p id="calibration-words">Known-answer words: ' + esc(", ".join(map(str, ok["word"]))) +
+                     (f'; refused: {esc(", ".join(f"{r.word} ({r.status})" for r in refused.itertuples()))}'
+                      if len(refused) else "") + ".</p>")
     parts.append('<table id="verdicts"><thead><tr><th>scorer</th><th>metric</th><th>true [95% CI]</th>'
                  '<th>shuffled [95% CI]</th><th>true − shuffled [95% CI]</th><th>latents</th><th>verdict</th></tr>'
                  f'</thead><tbody>{"".join(body)}</tbody></table>')

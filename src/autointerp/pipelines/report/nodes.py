@@ -21,7 +21,7 @@ def make_report(report: dict, *loaded: Any, layout: list[tuple[str, str]], hookp
 
     ``layout[i] = (hookpoint, role)`` says what ``loaded[i]`` is (role ``latent_cache``, a table
     role of docs/formats.md, ``("", dataset)`` for a similarity output, ``(CALIBRATION, role)`` for the
-    calibrate stage's ``verdicts`` / ``hits`` / ``summary``). A table that is
+    calibrate stage's ``words`` / ``verdicts`` / ``hits`` / ``summary``). A table that is
     ``None`` (its stage has not run) leaves a note in the report instead of failing it."""
     cfg = report_config(report)
     tables: dict[str, dict[str, Any]] = {h: {} for h in hookpoints}

@@ -27,7 +27,7 @@ STAGE_ROLES = {
     "score": ("score_metrics",),  # per-latent metrics; the per-example table is not needed
 }
 CALIBRATION = nodes.CALIBRATION  # the layout's key for the calibrate stage's tables
-CALIBRATION_ROLES = ("verdicts", "hits", "summary")
+CALIBRATION_ROLES = ("words", "verdicts", "hits", "summary")
 log = logging.getLogger(__name__)
 
 
