@@ -82,8 +82,12 @@ def stage_tables(hookpoint: str) -> dict[str, pd.DataFrame]:
                                    "example_id": k, "kind": "activating" if k < 2 else "random",
                                    "quantile": k if k < 2 else -1, "label": int(k < 2),
                                    "prediction": int(k < 2), "score": 0.9 if k < 2 else 0.1, "failure": None})
-    return {"latents": pd.DataFrame(lat), "examples": pd.DataFrame(ex), "explanations": pd.DataFrame(expl),
-            "scores": pd.DataFrame(per_ex), "score_metrics": pd.DataFrame(met)}
+    tables = {"latents": pd.DataFrame(lat), "examples": pd.DataFrame(ex), "explanations": pd.DataFrame(expl),
+              "scores": pd.DataFrame(per_ex), "score_metrics": pd.DataFrame(met)}
+    if hookpoint == TWO_EXPLAINERS:  # the score stage's summary (its intervals are what the report shows)
+        tables["score_summary"] = pd.DataFrame([{"scorer": "fuzzing", "explainer": "tokens", "auroc": 0.876,
+                                                 "auroc.lo": 0.801, "auroc.hi": 0.951}])
+    return tables
 
 
 @pytest.fixture(scope="session")
@@ -162,7 +166,7 @@ def report_run(tmp_path_factory, fixture_tables):
             continue
         ns, role = name.split(".", 1)
         hookpoint = next(h for h in HOOKPOINTS if h.replace(".", "_") == ns)
-        if (hookpoint, role) != MISSING:
+        if (hookpoint, role) != MISSING and role in fixture_tables[hookpoint]:
             catalog[name] = fixture_tables[hookpoint][role]
     OptionalInputsHook().before_pipeline_run({}, pipe, catalog)
     try:

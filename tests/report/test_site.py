@@ -210,6 +210,8 @@ def test_explainers_side_by_side_with_the_better_one_starred(report_run, browser
         assert "★" in table[("layers.2", "detection", metric, "default")][3].text
         assert "★" not in table[("layers.2", "fuzzing", metric, "default")][3].text
         assert re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]", table[("layers.2", "fuzzing", metric, "tokens")][4].text)
+    # the interval of the score stage's summary where it has one (the other rows are computed alike)
+    assert table[("layers.2", "fuzzing", "auroc", "tokens")][4].text == "0.876 [0.801, 0.951]"
     # an old run's table (no explainer column) is read as `default`, with no star (nothing to compare)
     assert ("layers.2.mlp", "fuzzing", "auroc", "default") in table
     assert "★" not in table[("layers.2.mlp", "fuzzing", "auroc", "default")][3].text

@@ -22,6 +22,7 @@ ROLE_STAGE = {
     "explanations": "explain",
     "scores": "score",
     "score_metrics": "score",
+    "score_summary": "score",
 }
 METRIC_COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc")
 EXAMPLE_COLUMNS = ("hookpoint", "latent", "split", "kind", "quantile", "tokens", "activations",
@@ -98,6 +99,7 @@ class HookpointData:
     examples: pd.DataFrame | None = None
     explanations: pd.DataFrame | None = None
     metrics: pd.DataFrame | None = None       # per-latent score metrics
+    summary: pd.DataFrame | None = None       # the score stage's summary per (scorer, explainer)
     histograms: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def missing(self, role: str) -> str | None:
@@ -128,6 +130,7 @@ def hookpoint_data(hookpoint: str, tables: Mapping[str, Any], cfg: ReportConfig,
         examples=examples,
         explanations=as_frame(tables.get("explanations")),
         metrics=_per_latent_metrics(as_frame(tables.get("score_metrics")), as_frame(tables.get("scores"))),
+        summary=as_frame(tables.get("score_summary")),
     )
     latents = data.latent_ids()
     if latent_cache is not None and cfg.histograms_from_cache:
@@ -286,9 +289,10 @@ def index_rows(data: list[HookpointData], cfg: ReportConfig) -> list[dict]:
 
 def summary_rows(data: list[HookpointData], cfg: ReportConfig, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Per hookpoint, scorer, metric and explainer: the mean over latents with real explanations
-    (bootstrap 95% interval, as the score stage's summary computes it), the shuffled control's
-    mean, real minus control with its interval (paired per latent), and whether this explainer
-    has the best real-minus-control of the (hookpoint, scorer, metric)."""
+    with its bootstrap 95% interval (taken from the score stage's summary table when it has them,
+    else computed as it computes them), the shuffled control's mean, real minus control with its
+    interval (paired per latent), and whether this explainer has the best real-minus-control of
+    the (hookpoint, scorer, metric)."""
     from autointerp.scoring.metrics import bootstrap_ci
 
     out = []
@@ -296,6 +300,9 @@ def summary_rows(data: list[HookpointData], cfg: ReportConfig, n_boot: int = 100
         m = d.metrics
         if m is None or not len(m):
             continue
+        stage = {}
+        if d.summary is not None and len(d.summary) and "scorer" in d.summary.columns:
+            stage = {(str(r["scorer"]), e): r for r, e in zip(d.summary.to_dict("records"), explainer_of(d.summary))}
         m = m.assign(_explainer=explainer_of(m), _control=m["control"].astype(bool) if "control" in m.columns else False)
         for scorer, g in m.groupby("scorer", sort=True):
             for metric in cfg.metrics:
@@ -310,6 +317,9 @@ def summary_rows(data: list[HookpointData], cfg: ReportConfig, n_boot: int = 100
                     real = val[~sub["_control"]].groupby(sub.loc[~sub["_control"], "latent"]).mean()
                     ctrl = val[sub["_control"]].groupby(sub.loc[sub["_control"], "latent"]).mean()
                     mean, lo, hi = bootstrap_ci(real.tolist(), n_boot=n_boot, seed=seed)
+                    given = stage.get((str(scorer), explainer), {})
+                    if all(_num(given.get(k)) is not None for k in (metric, f"{metric}.lo", f"{metric}.hi")):
+                        mean, lo, hi = given[metric], given[f"{metric}.lo"], given[f"{metric}.hi"]
                     delta = (real - ctrl).dropna()
                     dm, dlo, dhi = bootstrap_ci(delta.tolist(), n_boot=n_boot, seed=seed) if len(delta) else (None,) * 3
                     group.append({"hookpoint": d.hookpoint, "scorer": str(scorer), "metric": metric,

@@ -24,7 +24,7 @@ OPTIONAL = "optional_inputs"  # node tag: inputs missing on disk are passed as N
 STAGE_ROLES = {
     "sample": ("latents", "examples"),
     "explain": ("explanations",),
-    "score": ("score_metrics",),  # per-latent metrics; the per-example table is not needed
+    "score": ("score_metrics", "score_summary"),  # per-latent metrics and the per-explainer summary (intervals)
 }
 CALIBRATION = nodes.CALIBRATION  # the layout's key for the calibrate stage's tables
 CALIBRATION_ROLES = ("words", "verdicts", "hits", "summary")
