@@ -41,7 +41,8 @@ def frequency_plot(data: list[HookpointData]) -> dict[str, Figure]:
 
 
 def distribution_plots(data: list[HookpointData], cfg: ReportConfig) -> dict[str, Figure]:
-    """Per metric: a grid hookpoint x scorer of histograms, real explanations vs shuffled control."""
+    """Per metric: a grid hookpoint x scorer of histograms, each explainer's real explanations vs
+    the shuffled control."""
     out = {}
     for metric in cfg.metrics:
         df = flat_metrics(data, metric).dropna(subset=["value"])
@@ -55,10 +56,16 @@ def distribution_plots(data: list[HookpointData], cfg: ReportConfig) -> dict[str
             for j, sc in enumerate(scs):
                 ax = axes[i][j]
                 sub = df[(df["hookpoint"] == hp) & (df["scorer"] == sc)]
-                for ctrl, color, label in ((False, REAL, "real"), (True, CONTROL, "control")):
-                    v = sub.loc[sub["control"] == ctrl, "value"]
+                names = sorted(set(sub["explainer"]))
+                for k, e in enumerate(names):  # each explainer's real explanations side by side
+                    v = sub.loc[(sub["control"] == False) & (sub["explainer"] == e), "value"]  # noqa: E712
                     if len(v):
-                        ax.hist(v, bins=bins, alpha=0.7, color=color, label=f"{label} (mean {v.mean():.2f})")
+                        label = "real" if len(names) == 1 else e
+                        ax.hist(v, bins=bins, alpha=0.6, color=REAL if len(names) == 1 else f"C{k}",
+                                label=f"{label} (mean {v.mean():.2f})")
+                v = sub.loc[sub["control"] == True, "value"]  # noqa: E712
+                if len(v):
+                    ax.hist(v, bins=bins, alpha=0.7, color=CONTROL, label=f"control (mean {v.mean():.2f})")
                 ax.set_title(f"{hp} · {sc}", fontsize=9)
                 ax.legend(fontsize=7)
                 if i == len(hps) - 1:
