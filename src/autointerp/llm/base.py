@@ -20,9 +20,11 @@ for a digit-by-digit tokenizer) is scored as the whole continuation of the optio
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -165,6 +167,11 @@ class Usage:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
+# The meters open in the current context (``LLMClient.metered``); backends that work in other
+# threads run each request in a copy of the caller's context, so its spending reaches them.
+_METERS: contextvars.ContextVar[tuple[Usage, ...]] = contextvars.ContextVar("autointerp_llm_meters", default=())
+
+
 class LLMClient:
     """Base class of the backends: caching, accounting and the public batched methods."""
 
@@ -187,19 +194,30 @@ class LLMClient:
         with self._lock:
             return copy.copy(self._usage)
 
+    @contextlib.contextmanager
+    def metered(self) -> Iterator[Usage]:
+        """What the calls made inside the block, in this thread, spend (a :class:`Usage` filled
+        as they go), whatever other threads spend on the same client at the same time."""
+        meter = Usage()
+        token = _METERS.set(_METERS.get() + (meter,))
+        try:
+            yield meter
+        finally:
+            _METERS.reset(token)
+
     def _count(self, *, requests=0, prompt_tokens=0, completion_tokens=0, seconds=0.0, cached=0, failed=0,
                retries=0) -> None:
         pp, pc = self.cfg.price()
         with self._lock:
-            u = self._usage
-            u.requests += requests
-            u.prompt_tokens += prompt_tokens
-            u.completion_tokens += completion_tokens
-            u.seconds += seconds
-            u.cached_requests += cached
-            u.failed_requests += failed
-            u.retries += retries
-            u.cost += (prompt_tokens * pp + completion_tokens * pc) / 1e6
+            for u in (self._usage, *_METERS.get()):
+                u.requests += requests
+                u.prompt_tokens += prompt_tokens
+                u.completion_tokens += completion_tokens
+                u.seconds += seconds
+                u.cached_requests += cached
+                u.failed_requests += failed
+                u.retries += retries
+                u.cost += (prompt_tokens * pp + completion_tokens * pc) / 1e6
 
     # ------------------------------------------------------------------ cache plumbing
 

@@ -28,6 +28,7 @@ which matters at hundreds of requests per second (benchmarks/llm_overhead.py).
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
 import math
@@ -258,7 +259,9 @@ class OpenAIClient(LLMClient):
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max_workers=self.cfg.max_concurrency,
                                                     thread_name_prefix="autointerp-llm")
-        out = [f.result() for f in [self._pool.submit(guarded, j, it) for j, it in enumerate(items)]]
+        # each request in a copy of the caller's context: its spending reaches the caller's meters
+        out = [f.result() for f in [self._pool.submit(contextvars.copy_context().run, guarded, j, it)
+                                    for j, it in enumerate(items)]]
         if batch.fatal is not None:
             raise batch.fatal
         return out

@@ -20,10 +20,18 @@ afresh (fingerprint).
   scored latents; the others (embedding) score all of them.
 - An :class:`~autointerp.errors.AutointerpError` from the client (server or model unusable)
   stops the run at once; what was finished is kept and resumed next time.
+- Concurrency: with a client that sends requests from its own threads (the ``openai``
+  backend), ``concurrent_latents`` units of the scorers that need a model are scored at once,
+  so that a batched scorer's few requests per unit still keep ``llm.max_concurrency`` requests
+  in flight. Results do not depend on it: every unit draws from its own streams, its spending
+  is metered apart (:meth:`~autointerp.llm.LLMClient.metered`), and units are appended to
+  their scorer's file in the order of the sequential run, each exactly once; the first error
+  cancels the units not started and is raised once the running ones end.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -40,6 +48,7 @@ from ..config import as_dict
 from ..errors import AutointerpError, ConfigError
 from ..jobs import append_jsonl, array_digest, digest, read_jsonl, read_meta, write_meta
 from .base import Scorer, examples_from_frame
+from .concurrency import metered, score_in_order
 from .detection import DetectionConfig, DetectionScorer
 from .embedding import EmbeddingConfig, EmbeddingScorer
 from .fuzzing import FuzzingConfig, FuzzingScorer
@@ -87,12 +96,15 @@ class ScoreConfig:
     intruder: IntruderConfig = field(default_factory=IntruderConfig)
     max_failed_fraction: float = 0.2  # above this share of failed examples a scorer's results are flagged
     n_bootstrap: int = 1000
+    # units scored at once by the scorers that need a model; null: 1 for the local backend (it batches
+    # inside the client), max(2, llm.max_concurrency // 4) for a server. Results do not depend on it.
+    concurrent_latents: int | None = None
 
     def validate(self, where: str) -> None:
         for s in self.scorers:
             if s not in SCORERS:
                 raise ConfigError(f"{where}.scorers: unknown scorer '{s}'. Use any of {sorted(SCORERS)}.")
-        for name in ("n_activating", "n_non_activating", "max_latents", "max_llm_latents"):
+        for name in ("n_activating", "n_non_activating", "max_latents", "max_llm_latents", "concurrent_latents"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{where}.{name} must be at least 1 (or null), got {v}.")
@@ -101,6 +113,16 @@ class ScoreConfig:
 
     def make(self, name: str) -> Scorer:
         return SCORERS[name](getattr(self, name))
+
+    def workers(self, client) -> int:
+        """Units scored at once with ``client``: 1 for a client without threads of its own or
+        without per-call metering (the local backend, stand-ins), else ``concurrent_latents``
+        (default: a quarter of ``llm.max_concurrency``, at least 2)."""
+        if client is None or getattr(client, "backend", "local") == "local" or not hasattr(client, "metered"):
+            return 1
+        if self.concurrent_latents is not None:
+            return self.concurrent_latents
+        return max(2, int(getattr(getattr(client, "cfg", None), "max_concurrency", 8)) // 4)
 
 
 def as_frame(data: Any, what: str) -> pd.DataFrame:
@@ -217,7 +239,9 @@ class ScoreJob:
     def fingerprint(self) -> str:
         expl = self._explanations()
         lt = self.latents
-        return digest({"hookpoint": self.hookpoint, "score": as_dict(self.config),
+        score = as_dict(self.config)
+        score.pop("concurrent_latents", None)  # how many units run at once changes no result
+        return digest({"hookpoint": self.hookpoint, "score": score,
                        "llm": as_dict(self.llm) if self.llm is not None else None,
                        "examples": frame_digest(self.examples[["latent", "split", "kind", "context", "start"]]),
                        "explanations": frame_digest(expl[["explainer", "latent", "explanation"]]),
@@ -285,6 +309,7 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
     for sc in scorers:
         done = _done(root / f"{sc.name}.jsonl")
         todo += [(sc, *u) for u in plan.units(sc) if u not in done]
+    todo.sort(key=lambda t: (t[1], t[0].name, t[2], t[3]))
     client = job.client
     if client is None and any(sc.uses_client for sc, *_ in todo):
         if job.llm is None:
@@ -292,27 +317,39 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
         from ..llm import make_client
 
         client = make_client(job.llm, credentials=job.credentials)
+
+    def score_unit(sc: Scorer, lat: int, explainer: str, control: bool, ex_df: pd.DataFrame) -> dict:
+        status = selection_status(ex_df["kind"] == "activating")
+        explanation = (plan.shuffled if control else plan.real).get((explainer, lat)) if sc.uses_explanation else None
+        rec = {"latent": lat, "explainer": explainer, "control": control, "status": status,
+               "explanation": explanation, "rows": [], "extra": {}, "prompt_tokens": 0, "completion_tokens": 0,
+               "requests": 0, "seconds": 0.0}
+        if status != OK:
+            return rec
+        t0 = time.perf_counter()
+        with metered(client if sc.uses_client else None) as du:
+            out = sc.score(explanation, examples_from_frame(ex_df), client, scorer_rng(cfg.seed, lat, sc.name))
+        rec.update(rows=out.rows, extra={k: _jsonable(v) for k, v in out.extra.items()},
+                   seconds=time.perf_counter() - t0, prompt_tokens=int(du.prompt_tokens),
+                   completion_tokens=int(du.completion_tokens), requests=int(du.requests))
+        return rec
+
+    def write(sc: Scorer, rec: dict) -> None:
+        append_jsonl(root / f"{sc.name}.jsonl", [rec], fsync=True)
+        bar.update(1)
+
+    # units of the scorers that need a model run ``workers`` at once (the others, and every unit
+    # with one worker, here in turn); each scorer's file gets its units in the same order either way
+    workers = cfg.workers(client)
+    together = [t for t in todo if workers > 1 and t[0].uses_client]
+    alone = [t for t in todo if not (workers > 1 and t[0].uses_client)]
     bar = tqdm(total=len(todo), desc=f"score {job.hookpoint}", unit="task", disable=not job.progress)
     try:
-        for sc, lat, explainer, control in sorted(todo, key=lambda t: (t[1], t[0].name, t[2], t[3])):
-            ex_df = examples_of(lat)
-            status = selection_status(ex_df["kind"] == "activating")
-            explanation = (plan.shuffled if control else plan.real).get((explainer, lat)) if sc.uses_explanation else None
-            rec = {"latent": lat, "explainer": explainer, "control": control, "status": status,
-                   "explanation": explanation, "rows": [], "extra": {}, "prompt_tokens": 0, "completion_tokens": 0,
-                   "requests": 0, "seconds": 0.0}
-            if status == OK:
-                u0 = client.usage if client is not None and sc.uses_client else None
-                t0 = time.perf_counter()
-                out = sc.score(explanation, examples_from_frame(ex_df), client, scorer_rng(cfg.seed, lat, sc.name))
-                du = (client.usage - u0) if u0 is not None else None
-                rec.update(rows=out.rows, extra={k: _jsonable(v) for k, v in out.extra.items()},
-                           seconds=time.perf_counter() - t0,
-                           prompt_tokens=int(du.prompt_tokens) if du else 0,
-                           completion_tokens=int(du.completion_tokens) if du else 0,
-                           requests=int(du.requests) if du else 0)
-            append_jsonl(root / f"{sc.name}.jsonl", [rec], fsync=True)
-            bar.update(1)
+        for t in alone:
+            write(t[0], score_unit(*t, examples_of(t[1])))
+        if together:
+            score_in_order(together, workers, lambda t: (t[0], functools.partial(score_unit, *t, examples_of(t[1]))),
+                            write)
     finally:
         bar.close()
     n_quantiles = int(job.examples["quantile"].max()) + 1 if len(job.examples) else 0
