@@ -193,3 +193,15 @@ def test_score_comparison_with_missing_scores():
     assert t.loc[0, "ci_low"] > t.loc[1, "ci_high"]  # clearly separated distributions
     assert "score" in t.loc[2, "note"] and t.loc[2, "n"] == 0
     sim.scores_figure(t)
+
+
+def test_explanation_table_takes_one_explainer():
+    import pandas as pd
+
+    from autointerp.similarity import explanation_table
+
+    df = pd.DataFrame({"hookpoint": ["h"] * 4, "latent": [0, 0, 1, 1],
+                       "explainer": ["default", "tokens", "default", "tokens"],
+                       "explanation": ["llm zero", 'fires on " a"', None, 'fires on " b"']})
+    assert explanation_table(df, "h") == {0: "llm zero"}  # the LLM explainer, failures dropped
+    assert explanation_table(df, "h", "tokens") == {0: 'fires on " a"', 1: 'fires on " b"'}

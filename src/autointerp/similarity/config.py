@@ -89,6 +89,7 @@ class SimilarityConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     decoder_baseline: str = "auto"
     explanations: bool = True
+    explainer: str | None = None  # whose explanations are compared; null: the first LLM explainer present
     embedding_model: str = "all-MiniLM-L6-v2"
     cross_scoring: CrossScoringConfig = field(default_factory=CrossScoringConfig)
     heatmap_latents: int = 128

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AutointerpError
+from ..explainers import select_explainer
 
 
-def explanation_table(explanations: pd.DataFrame | None, hookpoint: str) -> dict[int, str]:
-    """latent -> explanation (failures and empty explanations dropped)."""
+def explanation_table(explanations: pd.DataFrame | None, hookpoint: str, explainer: str | None = None) -> dict[int, str]:
+    """latent -> explanation of one explainer (``None``: the first LLM explainer present, as
+    ``explainers.select_explainer``); failures and empty explanations dropped."""
     if explanations is None:
         return {}
     if not isinstance(explanations, pd.DataFrame) or not {"latent", "explanation"} <= set(explanations.columns):
@@ -17,7 +19,7 @@ def explanation_table(explanations: pd.DataFrame | None, hookpoint: str) -> dict
             f"the explanations of '{hookpoint}' lack the columns latent and explanation (docs/formats.md). "
             "Re-run `kedro run --pipelines explain`."
         )
-    df = explanations
+    df = select_explainer(explanations, explainer)
     if "hookpoint" in df.columns:
         df = df[df["hookpoint"] == hookpoint] if (df["hookpoint"] == hookpoint).any() else df
     out = {}
