@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -26,6 +25,7 @@ from .sampler import LATENT_COLUMNS, Sampler, latent_row
 from .selection import select_latents
 
 log = logging.getLogger(__name__)
+ROWS_PER_WRITE = 8192  # example rows gathered before they are written (one parquet row group)
 
 
 @dataclass
@@ -95,19 +95,22 @@ def _sample_shard(root: Path, sampler: Sampler, s: int, todo: list[int], bar) ->
     status_rows = []
     with atomic_path(root / "examples" / name) as tmp:
         writer = pq.ParquetWriter(tmp, EXAMPLE_SCHEMA)
-        batch: list[dict] = []
+        blocks: list[dict] = []
+        n_rows = 0
         for b in range(0, len(todo), LATENT_GROUP):
             group = todo[b:b + LATENT_GROUP]
             items = [(lat, sh.tokens[slices.get(lat, slice(0, 0))], sh.values[slices.get(lat, slice(0, 0))]) for lat in group]
-            for latent, (rows, info) in zip(group, sampler.sample_latents(items)):
+            for latent, (block, info) in zip(group, sampler.sample_latents(items)):
                 status_rows.append(sampler.latent_row(latent, info["status"], info))
-                batch.extend(rows)
-                if len(batch) >= 512:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=EXAMPLE_SCHEMA))
-                    batch = []
+                if block is not None:
+                    blocks.append(block)
+                    n_rows += len(block["latent"])
+            if n_rows >= ROWS_PER_WRITE:  # rows stream out: memory holds one group of rows, not the shard's
+                writer.write_table(sampler.table(blocks))
+                blocks, n_rows = [], 0
             bar.update(len(group))
-        if batch:
-            writer.write_table(pa.Table.from_pylist(batch, schema=EXAMPLE_SCHEMA))
+        if blocks:
+            writer.write_table(sampler.table(blocks))
         writer.close()
     with atomic_path(root / "status" / name) as tmp:
         pd.DataFrame(status_rows, columns=LATENT_COLUMNS).to_parquet(tmp, index=False)

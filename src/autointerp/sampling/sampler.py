@@ -6,16 +6,17 @@ import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 import scipy.sparse as sp
 
 from ..errors import AutointerpError
-from ..examples import TokenStrings
+from ..examples import EXAMPLE_SCHEMA, TokenStrings
 from ..latent_cache import ShardActivations
 from .active import keep_active, shard_thresholds
 from .config import NEGATIVE_KINDS, OK, TOO_FEW_FOR_TEST
 from .pool import WindowPool, draw_negatives
 from .selection import rare_reason
-from .windows import activating_windows, overlaps, split_train_test
+from .windows import activating_windows, split_train_test
 
 if TYPE_CHECKING:
     from .job import SampleJob
@@ -41,6 +42,18 @@ class Sampler:
         self.stats = self.cache.stats()
         self.active = self.cfg.threshold_for(job.hookpoint)
         self.thresholds = np.full(self.cache.num_latents, np.nan, dtype=np.float32)  # filled as shards are read
+        self._neighbours: dict[int, np.ndarray] = {}  # of the latents being sampled
+        # every corpus token's string, and whether its bytes are whole UTF-8 (see window_strings)
+        present = np.unique(self.tokens[self.tokens >= 0]) if self.tokens.size else np.zeros(0, dtype=np.int64)
+        size = int(present.max()) + 1 if len(present) else 1
+        self._string_of = np.full(size, "", dtype=object)
+        self._whole = np.zeros(size, dtype=bool)
+        for t in present.tolist():
+            try:
+                self._string_of[t] = self.strings.token_bytes(t).decode("utf-8")
+                self._whole[t] = True
+            except UnicodeDecodeError:
+                pass
 
     def load_shard(self, s: int) -> ShardActivations:
         """Cache shard ``s`` with only its active entries (see :mod:`.active`)."""
@@ -76,21 +89,45 @@ class Sampler:
         return "".join(self.strings.window(self.tokens[ctx, start:start + self.W]))
 
     def neighbours(self, latent: int) -> np.ndarray:
+        got = self._neighbours.get(latent)
+        if got is not None:
+            return got
         n = self.cfg.negatives.n_neighbours
         if self.cfg.negatives.neighbour_source == "decoder" and self.decoder is not None:
-            sims = self.decoder @ self.decoder[latent]
-            sims[latent] = -np.inf
-            top = np.argpartition(-sims, min(n, len(sims) - 1))[:n]
-            return top[np.argsort(-sims[top], kind="stable")]
-        return self.pool.cooccurring(latent, n)
+            return self._decoder_neighbours([latent])[latent]
+        self._neighbours[latent] = out = self.pool.cooccurring(latent, n)
+        return out
+
+    def _decoder_neighbours(self, latents: list[int]) -> dict[int, np.ndarray]:
+        """The ``n_neighbours`` latents with the most similar decoder directions, for a group
+        of latents at once (one matrix product)."""
+        n = self.cfg.negatives.n_neighbours
+        lat = np.asarray(latents, dtype=np.int64)
+        sims = self.decoder[lat] @ self.decoder.T
+        sims[np.arange(len(lat)), lat] = -np.inf
+        m = min(n, sims.shape[1] - 1)
+        top = np.argpartition(-sims, m, axis=1)[:, :n]
+        out = {}
+        for i, latent in enumerate(latents):
+            t = top[i]
+            out[latent] = t[np.argsort(-sims[i, t], kind="stable")]
+        self._neighbours.update(out)
+        return out
 
     # one latent ---------------------------------------------------------------
-    def sample_latents(self, items: list[tuple[int, np.ndarray, np.ndarray]]) -> list[tuple[list[dict], dict]]:
+    def sample_latents(self, items: list[tuple[int, np.ndarray, np.ndarray]]) -> list[tuple[dict | None, dict]]:
         """Sample latents given as (latent, firing tokens, values); the embedding queries of all
-        of them are embedded in one batch. A latent that fails is reported, never raised."""
+        of them are embedded in one batch, their decoder neighbours found in one product. Each
+        result is (the latent's example columns or None, its latents-table info). A latent that
+        fails is reported, never raised."""
+        self._neighbours = {}
         plans = [_guard(latent, self._plan, latent, toks, vals) for latent, toks, vals in items]
+        planned = [p[0] for p in plans if not isinstance(p[1], dict)]
+        if planned and self.cfg.negatives.uses_neighbours and self.decoder is not None \
+                and self.cfg.negatives.neighbour_source == "decoder":
+            self._decoder_neighbours(planned)
         queries = self._queries(plans)
-        return [p if isinstance(p[1], dict) and "status" in p[1] else _guard(p[0], self._finish, p, q)
+        return [(None, p[1]) if isinstance(p[1], dict) and "status" in p[1] else _guard(p[0], self._finish, p, q)
                 for p, q in zip(plans, queries)]
 
     def _plan(self, latent: int, toks: np.ndarray, vals: np.ndarray):
@@ -141,9 +178,12 @@ class Sampler:
         if len(train) < cfg.n_train or len(test) < cfg.n_test:
             notes.append(f"only {len(win)} activating windows: {len(train)}/{cfg.n_train} train, {len(test)}/{cfg.n_test} test")
         used = np.concatenate([train, test])
-        free = np.ones(len(self.pool), dtype=bool)  # pool windows without an active token, not overlapping an example
+        # pool windows without an active token of the latent and sharing no token with one of its
+        # examples (pool windows are disjoint grid windows: ``tok2pool`` names the one of a token)
+        free = np.ones(len(self.pool), dtype=bool)
         free[self.pool.fires(latent)] = False
-        free &= ~overlaps(self.pool.context, self.pool.start, win.context[used], win.start[used], self.W)
+        touched = self.pool.tok2pool[self._positions(win.context[used] * self.ctx_len + win.start[used]).ravel()]
+        free[touched[touched >= 0]] = False
         negs = {}
         for split, counts in (("test", neg), ("train", neg.train)):  # test first: the scorers' set has priority
             for kind in NEGATIVE_KINDS:
@@ -159,30 +199,67 @@ class Sampler:
         info["n_train_non_activating"] = sum(len(r) for (split, _), r in negs.items() if split == "train")
         info["note"] = "; ".join(notes)
         if n_neg < neg.min_non_activating:
-            return [], dict(info, status=f"too few non-activating windows: {n_neg} < min_non_activating "
-                                         f"{neg.min_non_activating} (the latent fires nearly everywhere)")
-        rows = []
-        for split, idx in (("train", train), ("test", test)):
-            for i in idx:
-                rows.append(self.row(latent, split, "activating", int(win.quantile[i]), int(win.context[i]),
-                                     int(win.start[i]), int(win.marked[i]), toks, vals))
-        for (split, kind), r in negs.items():
-            for ci, si in zip(self.pool.context[r].tolist(), self.pool.start[r].tolist()):
-                rows.append(self.row(latent, split, kind, -1, ci, si, -1, toks, vals))
-        return rows, dict(info, status=OK)
+            return None, dict(info, status=f"too few non-activating windows: {n_neg} < min_non_activating "
+                                           f"{neg.min_non_activating} (the latent fires nearly everywhere)")
+        parts = [(split, "activating", win.quantile[idx], win.context[idx], win.start[idx], win.marked[idx])
+                 for split, idx in (("train", train), ("test", test))]
+        parts += [(split, kind, np.full(len(r), -1), self.pool.context[r], self.pool.start[r], np.full(len(r), -1))
+                  for (split, kind), r in negs.items()]
+        ctx = np.concatenate([p[3] for p in parts]).astype(np.int64)
+        start = np.concatenate([p[4] for p in parts]).astype(np.int64)
+        block = {"latent": np.full(len(ctx), latent, dtype=np.int64),
+                 "split": np.concatenate([np.full(len(p[3]), p[0], dtype=object) for p in parts]),
+                 "kind": np.concatenate([np.full(len(p[3]), p[1], dtype=object) for p in parts]),
+                 "quantile": np.concatenate([p[2] for p in parts]).astype(np.int64),
+                 "context": ctx, "start": start,
+                 "marked": np.concatenate([p[5] for p in parts]).astype(np.int64),
+                 "activations": self._window_activations(ctx * self.ctx_len + start, toks, vals)}
+        return block, dict(info, status=OK)
 
-    def row(self, latent, split, kind, quantile, ctx, start, marked, toks, vals) -> dict:
-        W = self.W
-        ids = self.tokens[ctx, start:start + W].astype(np.int64)
-        lo = ctx * self.ctx_len + start
-        a, b = np.searchsorted(toks, [lo, lo + W])
-        acts = np.zeros(W, dtype=np.float32)
-        acts[toks[a:b] - lo] = vals[a:b]
-        return {"hookpoint": self.job.hookpoint, "latent": latent, "split": split, "kind": kind,
-                "quantile": quantile, "context": ctx, "start": start, "token_ids": ids.tolist(),
-                "tokens": self.strings.window(ids), "activations": acts.tolist(),
-                "max_activation": float(acts.max()) if W else 0.0, "marked": marked,
-                "example_id": f"{self.job.hookpoint}/{latent}/{ctx}:{start}"}
+    def _positions(self, lo: np.ndarray) -> np.ndarray:
+        """Flat token positions [windows, W] of windows starting at flat positions ``lo``."""
+        return np.asarray(lo, dtype=np.int64)[:, None] + np.arange(self.W)
+
+    def _window_activations(self, lo: np.ndarray, toks: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """The latent's activation at every token of each window [windows, W] (0 where inactive)."""
+        pos = self._positions(lo)
+        if len(toks) == 0:
+            return np.zeros(pos.shape, dtype=np.float32)
+        i = np.minimum(np.searchsorted(toks, pos), len(toks) - 1)
+        return np.where(toks[i] == pos, vals[i], 0.0).astype(np.float32)
+
+    def window_strings(self, ids: np.ndarray) -> np.ndarray:
+        """Token strings [windows, W] (object array) of token-id windows: looked up per token id
+        when every token of the window is whole UTF-8 (nearly always), else decoded window by
+        window (:meth:`TokenStrings.window`: split characters go to the token that completes them)."""
+        whole = (ids >= 0) & (ids < len(self._whole))
+        whole[whole] = self._whole[ids[whole]]
+        out = self._string_of[np.clip(ids, 0, len(self._string_of) - 1)]
+        for i in np.flatnonzero(~whole.all(1)):
+            out[i] = self.strings.window(ids[i])
+        return out
+
+    def table(self, blocks: list[dict]) -> pa.Table:
+        """The example rows of several latents (their :meth:`_finish` columns) as one table."""
+        cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+        n, W = len(cols["latent"]), self.W
+        ids = self.tokens[cols["context"][:, None], cols["start"][:, None] + np.arange(W)].astype(np.int64)
+        acts = cols["activations"]
+        offsets = pa.array(np.arange(0, n * W + 1, W, dtype=np.int32))
+
+        def lists(values, kind):
+            return pa.ListArray.from_arrays(offsets, pa.array(values.ravel(), type=kind))
+
+        h = self.job.hookpoint
+        ids_of = [f"{h}/{lat}/{c}:{s}" for lat, c, s in zip(cols["latent"].tolist(), cols["context"].tolist(),
+                                                               cols["start"].tolist())]
+        arrays = [pa.array(np.full(n, h, dtype=object), pa.string()), pa.array(cols["latent"]),
+                  pa.array(cols["split"], pa.string()), pa.array(cols["kind"], pa.string()),
+                  pa.array(cols["quantile"]), pa.array(cols["context"]), pa.array(cols["start"]),
+                  lists(ids, pa.int64()), lists(self.window_strings(ids), pa.string()),
+                  lists(acts, pa.float32()), pa.array(acts.max(1) if W else np.zeros(n, np.float32), pa.float32()),
+                  pa.array(cols["marked"]), pa.array(ids_of, pa.string())]
+        return pa.Table.from_arrays(arrays, schema=EXAMPLE_SCHEMA)
 
     def latent_row(self, latent: int, status: str, info: dict | None = None) -> dict:
         return latent_row(self.job.hookpoint, self.stats, self.cache.num_latents, latent, status, info)
@@ -213,4 +290,4 @@ def _guard(latent: int, func, *args):
         raise
     except Exception as e:  # noqa: BLE001
         log.warning("latent %d failed: %s: %s", latent, type(e).__name__, e)
-        return [], {"status": f"failed: {type(e).__name__}: {e}"}
+        return None, {"status": f"failed: {type(e).__name__}: {e}"}

@@ -119,17 +119,14 @@ def split_train_test(win: Windows, cfg: SampleConfig, rng: np.random.Generator) 
 
 
 def overlaps(ctx: np.ndarray, start: np.ndarray, taken_ctx: np.ndarray, taken_start: np.ndarray, W: int) -> np.ndarray:
-    """For each window (ctx, start), whether it overlaps any taken window."""
-    out = np.zeros(len(ctx), dtype=bool)
+    """For each window (ctx, start), whether it overlaps any taken window (of length ``W`` too)."""
+    ctx, start = np.asarray(ctx, dtype=np.int64), np.asarray(start, dtype=np.int64)
     if len(taken_ctx) == 0 or len(ctx) == 0:
-        return out
-    by_ctx: dict[int, np.ndarray] = {}
-    for c in np.unique(taken_ctx):
-        by_ctx[int(c)] = np.sort(taken_start[taken_ctx == c])
-    for i, (c, s) in enumerate(zip(ctx.tolist(), start.tolist())):
-        t = by_ctx.get(c)
-        if t is not None:
-            j = np.searchsorted(t, s)
-            if (j < len(t) and t[j] - s < W) or (j > 0 and s - t[j - 1] < W):
-                out[i] = True
-    return out
+        return np.zeros(len(ctx), dtype=bool)
+    span = int(max(start.max(), np.max(taken_start))) + 2 * W  # keys of different contexts differ by >= W
+    taken = np.sort(np.asarray(taken_ctx, dtype=np.int64) * span + np.asarray(taken_start, dtype=np.int64))
+    key = ctx * span + start
+    j = np.searchsorted(taken, key)
+    right = (j < len(taken)) & (taken[np.minimum(j, len(taken) - 1)] - key < W)
+    left = (j > 0) & (key - taken[np.maximum(j - 1, 0)] < W)
+    return right | left
