@@ -52,7 +52,8 @@ def score_in_order(units: list, workers: int, make_task, write) -> None:
                     break
             if not pending:
                 return
-            wait([f for _, f in pending], return_when=FIRST_COMPLETED)
+            if not pending[0][1].done():  # wait for any unit (not only the first: an error ends the wait)
+                wait([f for _, f in pending if not f.done()], return_when=FIRST_COMPLETED)
             while pending and pending[0][1].done():
                 sc, f = pending.popleft()
                 write(sc, f.result())  # raises the unit's error
