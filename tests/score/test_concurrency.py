@@ -4,6 +4,7 @@ unit exactly once after a SIGKILL and a resume, and one fatal error stopping the
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -30,10 +31,10 @@ LATENTS = tuple(range(6))
 SCORERS = ("detection", "fuzzing", "surprisal")
 
 
-def make_job(url: str, workers: int | None, model: str = "fake-model") -> ScoreJob:
+def make_job(url: str, workers: int | None, model: str = "fake-model", scorers=SCORERS) -> ScoreJob:
     """Detection in batched mode, fuzzing in log-prob mode, surprisal; two explainers, controls."""
     cfg = ScoreConfig(
-        scorers=list(SCORERS),
+        scorers=list(scorers),
         n_activating=6,
         n_non_activating=6,
         concurrent_latents=workers,
@@ -180,3 +181,36 @@ def test_workers_default_by_backend():
     assert cfg.workers(remote) == 16
     assert ScoreConfig(concurrent_latents=3).workers(remote) == 3
     remote.close()
+
+
+def _fake_server_module():
+    spec = importlib.util.spec_from_file_location("llm_fake_server", ROOT / "tests" / "llm" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("how", ["none", "refused", "ignored"])
+def test_batched_mode_without_prompt_logprobs_names_the_fix(how, tmp_path):
+    """A server whose completions endpoint gives no prompt log-probabilities (none, HTTP 400
+    naming them, or echo ignored: only the generated token's): one error naming
+    ``score.detection.mode: logprob``, after no more requests than the window of units."""
+    fake = _fake_server_module()
+    if how == "ignored":
+        real = fake.echo_body
+
+        def generated_only(model, text):
+            body = real(model, " x")
+            lp = body["choices"][0]["logprobs"]
+            lp["text_offset"] = [len(text) + o for o in lp["text_offset"]]
+            return body
+
+        fake.echo_body = generated_only
+    with fake.FakeServer(logprobs={"none": False, "refused": "reject", "ignored": True}[how]) as srv:
+        with pytest.raises(
+            AutointerpError, match=r"score\.detection \(batched mode\).*score\.detection\.mode: logprob"
+        ):
+            make_job(srv.url, 4, scorers=("detection",)).run(tmp_path)
+        assert (
+            srv.total <= 8 * 3
+        )  # (400s are not counted) the window of units (2 x 4) with 3 requests each, not the whole plan

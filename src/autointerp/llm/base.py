@@ -167,6 +167,10 @@ class Usage:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
+class LogprobsUnsupported(AutointerpError):
+    """The server does not return the log-probabilities a scorer asked for."""
+
+
 # The meters open in the current context (``LLMClient.metered``); backends that work in other
 # threads run each request in a copy of the caller's context, so its spending reaches them.
 _METERS: contextvars.ContextVar[tuple[Usage, ...]] = contextvars.ContextVar("autointerp_llm_meters", default=())
@@ -333,4 +337,4 @@ class LLMClient:
         raise NotImplementedError
 
 
-__all__ = ["LLMConfig", "Generation", "OptionLogprobs", "option_spellings", "TokenLogprobs", "Usage", "LLMClient", "Messages"]
+__all__ = ["LLMConfig", "Generation", "LogprobsUnsupported", "OptionLogprobs", "option_spellings", "TokenLogprobs", "Usage", "LLMClient", "Messages"]

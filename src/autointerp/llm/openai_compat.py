@@ -41,16 +41,21 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 
 from ..errors import AutointerpError
-from .base import Generation, LLMClient, LLMConfig, Messages, OptionLogprobs, TokenLogprobs, option_spellings
+from .base import (
+    Generation,
+    LLMClient,
+    LLMConfig,
+    LogprobsUnsupported,
+    Messages,
+    OptionLogprobs,
+    TokenLogprobs,
+    option_spellings,
+)
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError,
              openai.ConflictError)
-
-
-class LogprobsUnsupported(AutointerpError):
-    """The server does not return the log-probabilities a scorer asked for."""
 
 
 class _Fatal(Exception):
@@ -144,7 +149,8 @@ class OpenAIClient(LLMClient):
                 return _unsupported_echo(self._where())
             return AutointerpError(f"{self._where()}: HTTP 404 for {method} ({_short(e)}). Check llm.model (is that "
                                    "model served?) and llm.base_url (it usually ends in /v1).")
-        if (isinstance(e, openai.BadRequestError | openai.UnprocessableEntityError) and "logprob" in str(e).lower()):
+        if (isinstance(e, openai.BadRequestError | openai.UnprocessableEntityError)
+                and ("logprob" in str(e).lower() or (method == "completions with echo" and "echo" in str(e).lower()))):
             return LogprobsUnsupported(
                 f"the {self._where()} refuses the log-probability request for {method} (HTTP {e.status_code}: "
                 f"{_short(e)}). Lower llm.top_logprobs to what the server allows, use a server that returns "
@@ -330,6 +336,8 @@ class OpenAIClient(LLMClient):
                     if not isinstance(lp, dict) or not lp.get("token_logprobs") or lp.get("text_offset") is None:
                         raise _Fatal(_unsupported_echo(self._where()))
                     start, end = len(prefix), len(prefix) + len(text)
+                    if end and not any(off < end for off in lp["text_offset"]):  # echo ignored: no prompt token
+                        raise _Fatal(_unsupported_echo(self._where()))
                     vals, toks = [], []
                     for tok, v, off in zip(lp["tokens"], lp["token_logprobs"], lp["text_offset"]):
                         if start <= off < end:
@@ -382,8 +390,8 @@ def option_values(first: dict, spellings: dict[str, list[str]]) -> dict[str, flo
 def _unsupported_echo(where: str) -> LogprobsUnsupported:
     return LogprobsUnsupported(
         f"the {where} does not return prompt log-probabilities (completions endpoint with echo=True "
-        "and logprobs), which this scorer needs. Use a server that does (vLLM) or switch the scorer to "
-        "generated answers (for example score.simulation.mode: generation).")
+        "and logprobs), which the surprisal scorer and the batched mode of detection and fuzzing need. Use a "
+        "server that does (vLLM), or score.detection.mode / score.fuzzing.mode: logprob and no surprisal.")
 
 
 def _tokens(resp: dict) -> tuple[int, int]:

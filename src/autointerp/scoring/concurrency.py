@@ -38,8 +38,9 @@ def score_in_order(units: list, workers: int, make_task, write) -> None:
     """Score ``units`` in ``workers`` threads, at most ``2 * workers`` ahead of the first one not
     yet written, and ``write`` each result in the order of ``units``. ``make_task(unit)`` gives
     (scorer, callable); the callable is prepared in this thread (example selection) and run in a
-    worker. The first error (in ``units`` order among those seen) cancels the units not started
-    and is raised once the running ones end; finished units before it are written."""
+    worker. An error cancels the units not started; once the running ones end, the first error
+    in ``units`` order is raised (the same one whatever the timing); finished units before it
+    are written."""
     pending: deque = deque()  # (scorer, future), in units order
     it = iter(units)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autointerp-score")
@@ -54,13 +55,14 @@ def score_in_order(units: list, workers: int, make_task, write) -> None:
                 return
             if not pending[0][1].done():  # wait for any unit (not only the first: an error ends the wait)
                 wait([f for _, f in pending if not f.done()], return_when=FIRST_COMPLETED)
-            while pending and pending[0][1].done():
+            while pending and pending[0][1].done() and pending[0][1].exception() is None:
                 sc, f = pending.popleft()
-                write(sc, f.result())  # raises the unit's error
-            failed = next((f for _, f in pending if f.done() and f.exception() is not None), None)
-            if failed is not None:
-                raise failed.exception()
+                write(sc, f.result())
+            if any(f.done() and f.exception() is not None for _, f in pending):
+                break
     finally:
         for _, f in pending:
             f.cancel()
         pool.shutdown(wait=True)
+    # the first error in units order (the running units have ended), whatever finished first
+    raise next(f.exception() for _, f in pending if not f.cancelled() and f.exception() is not None)

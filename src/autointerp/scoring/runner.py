@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from ..config import as_dict
 from ..errors import AutointerpError, ConfigError
 from ..jobs import append_jsonl, array_digest, digest, read_jsonl, read_meta, write_meta
+from ..llm.base import LogprobsUnsupported
 from .base import Scorer, examples_from_frame
 from .concurrency import metered, score_in_order
 from .detection import DetectionConfig, DetectionScorer
@@ -280,6 +281,21 @@ def _done(path: Path) -> set[tuple[int, str, bool]]:
             for r in read_jsonl(path, repair=True)}
 
 
+def _with_fix(sc: Scorer, e: Exception) -> str:
+    """A server without the log-probabilities ``sc`` needs: the message, with the fix for this scorer."""
+    mode = getattr(sc.cfg, "mode", None)
+    if mode == "batched":
+        fix = (f"Set score.{sc.name}.mode: logprob (one chat prompt per example, P(yes) from the first answer "
+               "token) for a server without prompt log-probabilities.")
+    elif mode == "logprob":
+        fix = f"Set score.{sc.name}.mode: generation (answers parsed from the text) for a server without log-probabilities."
+    elif sc.name == "surprisal":
+        fix = "Leave surprisal out of score.scorers for a server without prompt log-probabilities."
+    else:
+        fix = ""
+    return f"score.{sc.name}{f' ({mode} mode)' if mode else ''}: {e} {fix}".strip()
+
+
 def run_scoring(root: Path, job: ScoreJob) -> dict:
     cfg = job.config
     fp = job.fingerprint()
@@ -328,7 +344,10 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
             return rec
         t0 = time.perf_counter()
         with metered(client if sc.uses_client else None) as du:
-            out = sc.score(explanation, examples_from_frame(ex_df), client, scorer_rng(cfg.seed, lat, sc.name))
+            try:
+                out = sc.score(explanation, examples_from_frame(ex_df), client, scorer_rng(cfg.seed, lat, sc.name))
+            except LogprobsUnsupported as e:
+                raise LogprobsUnsupported(_with_fix(sc, e)) from None
         rec.update(rows=out.rows, extra={k: _jsonable(v) for k, v in out.extra.items()},
                    seconds=time.perf_counter() - t0, prompt_tokens=int(du.prompt_tokens),
                    completion_tokens=int(du.completion_tokens), requests=int(du.requests))
