@@ -5,7 +5,9 @@ request at once with well-formed answers and log-probabilities. The real explain
 jobs (``autointerp.explainers.ExplainJob``, ``autointerp.scoring.ScoreJob``, with the response
 cache on as in the default configuration) explain and score synthetic latents at the paper's
 counts: 40 training examples for the explainer, 50 activating test examples over 10 quantiles
-and 50 non-activating ones, 32-token windows; detection and fuzzing in log-prob mode. Printed:
+and 50 non-activating ones, 32-token windows; detection and fuzzing in the mode of
+conf/base/parameters_score.yml (``--mode`` to choose), several units scored at once as the score
+stage does with a server (``score.concurrent_latents``, ``--concurrent-latents``). Printed:
 latents/s and requests/s at the given concurrency, the time per phase, the CPU used by the
 client and by the server process, and (``--profile``) the top entries of a profile over every
 client thread. Target: at least 5 latents/s on 2 cores.
@@ -15,6 +17,7 @@ as it was at that git revision, interleaved with the current one in the same pro
 the same server, and prints the ratio of medians.
 
     python benchmarks/llm_overhead.py [--latents 40] [--concurrency 64] [--repeats 2] [--before REV|none] [--profile]
+        [--mode batched|logprob|generation] [--concurrent-latents N]
 
 Absolute figures depend on the machine and on what else runs on it; the ratio is measured side by side.
 """
@@ -191,7 +194,7 @@ class ThreadProfiles:
         return "\n".join(out)
 
 
-def run_once(llm, url: str, examples: pd.DataFrame, concurrency: int, mode: str) -> dict:
+def run_once(llm, url: str, examples: pd.DataFrame, concurrency: int, mode: str, units: int | None = None) -> dict:
     from autointerp.explainers import ExplainConfig, ExplainJob, read_explanations
     from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun
     from autointerp.scoring.detection import DetectionConfig
@@ -208,7 +211,8 @@ def run_once(llm, url: str, examples: pd.DataFrame, concurrency: int, mode: str)
         explanations = read_explanations(Path(d) / "explain")
         t1 = time.perf_counter()
         score = ScoreConfig(scorers=["detection", "fuzzing"], control=False, n_activating=50, n_non_activating=50,
-                            detection=DetectionConfig(mode=mode), fuzzing=FuzzingConfig(mode=mode))
+                            detection=DetectionConfig(mode=mode), fuzzing=FuzzingConfig(mode=mode),
+                            concurrent_latents=units)
         ScoreJob(HOOKPOINT, examples, explanations, score, client=client, progress=False).run(Path(d) / "score")
         t2 = time.perf_counter()
         cpu = time.process_time() - cpu0
@@ -249,13 +253,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--before", default=BEFORE, help="git revision of the client to compare with, or 'none'")
     ap.add_argument("--profile", action="store_true", help="profile one more run of the current client")
-    ap.add_argument("--mode", default=None, help="detection and fuzzing mode (default: the score stage's default; "
+    ap.add_argument("--mode", default=None, help="detection and fuzzing mode (default: conf/base/parameters_score.yml's; "
                     "e.g. logprob, batched)")
+    ap.add_argument("--concurrent-latents", type=int, default=None,
+                    help="units scored at once (default: the score stage's, from --concurrency)")
     a = ap.parse_args()
     if a.mode is None:
-        from autointerp.scoring.detection import DetectionConfig
+        import yaml
 
-        a.mode = DetectionConfig().mode
+        a.mode = yaml.safe_load((ROOT / "conf" / "base" / "parameters_score.yml").read_text())["score"]["detection"]["mode"]
 
     examples = synthetic_examples(a.latents)
     clients = {"current": current_llm()}
@@ -264,15 +270,17 @@ def main() -> None:
             clients["before"] = before_llm(a.before)
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             print(f"(no 'before' client: cannot read revision {a.before} from git: {e})")
+    units = a.concurrent_latents or "default"
     print(f"{a.latents} synthetic latents at the paper's counts (40 train, 50+50 test, 32-token windows); "
-          f"explanation + detection + fuzzing ({a.mode} mode), concurrency {a.concurrency}, response cache on; "
+          f"explanation + detection + fuzzing ({a.mode} mode, units at once: {units}), concurrency {a.concurrency}, "
+          f"response cache on; "
           f"{os.cpu_count()} CPUs; server in its own process")
     results: dict[str, list[dict]] = {k: [] for k in clients}
     with ServerProcess() as server:
         run_once(clients["current"], server.url, synthetic_examples(2, seed=1), a.concurrency, a.mode)  # warm-up
         for rep in range(a.repeats):
             for label in (list(clients) if rep % 2 == 0 else list(clients)[::-1]):
-                r = run_once(clients[label], server.url, examples, a.concurrency, a.mode)
+                r = run_once(clients[label], server.url, examples, a.concurrency, a.mode, a.concurrent_latents)
                 results[label].append(r)
                 show(label, r)
         n_req = results["current"][0]["requests"]
@@ -284,7 +292,7 @@ def main() -> None:
               f"the pipeline's own share of the current wall time: {max(0.0, 1 - bare_wall / wall):.0%}")
         if a.profile:
             with ThreadProfiles() as prof:
-                r = run_once(clients["current"], server.url, examples, a.concurrency, a.mode)
+                r = run_once(clients["current"], server.url, examples, a.concurrency, a.mode, a.concurrent_latents)
             show("profiled", r)
     med = {k: statistics.median(x["latents_s"] for x in v) for k, v in results.items()}
     print("median latents/s: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + " (target >= 5 on 2 cores)")
