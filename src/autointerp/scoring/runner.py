@@ -97,8 +97,8 @@ class ScoreConfig:
     intruder: IntruderConfig = field(default_factory=IntruderConfig)
     max_failed_fraction: float = 0.2  # above this share of failed examples a scorer's results are flagged
     n_bootstrap: int = 1000
-    # units scored at once by the scorers that need a model; null: 1 for the local backend (it batches
-    # inside the client), max(2, llm.max_concurrency // 4) for a server. Results do not depend on it.
+    # units scored at once by the scorers that need a model, with a server; null: max(2, llm.max_concurrency // 4).
+    # The local backend (it batches inside the client) scores one at a time. Results do not depend on it.
     concurrent_latents: int | None = None
 
     def validate(self, where: str) -> None:
