@@ -96,7 +96,9 @@ def main() -> None:
     if args.embedding is not None:
         params["negatives"]["embedding"] = args.embedding
         params["negatives"]["train"] = dict(params["negatives"].get("train") or {}, embedding=args.embedding)
-    uses_embedding = bool(params["negatives"].get("embedding") or (params["negatives"].get("train") or {}).get("embedding"))
+    uses_embedding = bool(
+        params["negatives"].get("embedding") or (params["negatives"].get("train") or {}).get("embedding")
+    )
     embed(["warm up"])
 
     def sample_config(mode: str, n: int = 0) -> SampleConfig:
@@ -117,17 +119,26 @@ def main() -> None:
     for rep in range(args.reps):  # interleaved: both see the same machine noise
         lc, s, _ = measured(lambda rep=rep: cache(folder / f"cache{rep}"), False)
         t_cache.append(s)
-        meta, s, _ = measured(lambda lc=lc: sample(lc, sample_config("all"), folder / "sample_all"), False,
-                              args.profile == "sample" and rep == 0)
+        meta, s, _ = measured(
+            lambda lc=lc: sample(lc, sample_config("all"), folder / "sample_all"),
+            False,
+            args.profile == "sample" and rep == 0,
+        )
         t_sample.append(s)
-        print(f"  rep {rep}: cache {t_cache[-1]:.1f} s, sample {t_sample[-1]:.1f} s ({meta['n_ok']} ok of {meta['n_latents']})")
+        print(
+            f"  rep {rep}: cache {t_cache[-1]:.1f} s, sample {t_sample[-1]:.1f} s ({meta['n_ok']} ok of {meta['n_latents']})"
+        )
     mc, ms = statistics.median(t_cache), statistics.median(t_sample)
-    print(f"cache   {h}: {mc:.1f} s = {tokens.size / mc:,.0f} tokens/s = {n_lat / mc:.1f} latents/s (median of {args.reps})")
+    print(
+        f"cache   {h}: {mc:.1f} s = {tokens.size / mc:,.0f} tokens/s = {n_lat / mc:.1f} latents/s (median of {args.reps})"
+    )
     print(f"sample  all {n_lat} latents: {ms:.1f} s = {n_lat / ms:.1f} latents/s")
     print(f"        ratio sample / cache: {ms / mc:.2f}   (target <= 1)")
     lc = LatentCache(folder / "cache0")
     latents = read_latents(folder / "sample_all")
-    print("        statuses: " + ", ".join(f"{k.split(':')[0]} {v}" for k, v in latents["status"].value_counts().items()))
+    print(
+        "        statuses: " + ", ".join(f"{k.split(':')[0]} {v}" for k, v in latents["status"].value_counts().items())
+    )
 
     def explain(root: Path, examples, table) -> dict:
         shutil.rmtree(root, ignore_errors=True)
@@ -145,31 +156,45 @@ def main() -> None:
         root = folder / f"sample_{mult}x"
         memory = not args.no_memory
         if memory:
-            _, s, peak = measured(lambda: sample(lc, sample_config(mode, n), root), True)
+            _, s, peak = measured(lambda m=mode, k=n, r=root: sample(lc, sample_config(m, k), r), True)
             peaks["sample", mult] = peak
             print(f"sample  {mult}x: peak traced memory {peak / 2**20:.1f} MiB (run under tracemalloc: {s:.1f} s)")
         else:
             root = folder / "sample_all"
         ex, table = read_sampled_examples(root), read_latents(root)
         n_ok = int((table["status"] == "ok").sum())
-        _, s, peak = measured(lambda: explain(folder / f"explain_{mult}x", ex, table), memory,
-                              args.profile == "explain" and mult == 4)
+        _, s, peak = measured(
+            lambda r=folder / f"explain_{mult}x", e=ex, t=table: explain(r, e, t),
+            memory,
+            args.profile == "explain" and mult == 4,
+        )
         peaks["explain", mult] = peak
-        print(f"explain {mult}x (tokens): {n_ok} ok latents in {s:.1f} s = {n_ok / s:.1f} latents/s"
-              + (f", peak traced memory {peak / 2**20:.1f} MiB" if peak else ""))
+        print(
+            f"explain {mult}x (tokens): {n_ok} ok latents in {s:.1f} s = {n_ok / s:.1f} latents/s"
+            + (f", peak traced memory {peak / 2**20:.1f} MiB" if peak else "")
+        )
         expl = read_explanations(folder / f"explain_{mult}x")
-        _, s, peak = measured(lambda: score(folder / f"score_{mult}x", ex, expl, table), memory,
-                              args.profile == "score" and mult == 4)
+        _, s, peak = measured(
+            lambda r=folder / f"score_{mult}x", e=ex, x=expl, t=table: score(r, e, x, t),
+            memory,
+            args.profile == "score" and mult == 4,
+        )
         peaks["score", mult] = peak
-        print(f"score   {mult}x (embedding, real + shuffled): {n_ok} latents in {s:.1f} s = {n_ok / s:.1f} latents/s"
-              + (f", peak traced memory {peak / 2**20:.1f} MiB" if peak else ""))
+        print(
+            f"score   {mult}x (embedding, real + shuffled): {n_ok} latents in {s:.1f} s = {n_ok / s:.1f} latents/s"
+            + (f", peak traced memory {peak / 2**20:.1f} MiB" if peak else "")
+        )
         print(f"        {len(ex):,} example rows ({len(ex) / max(n_ok, 1):.1f} per ok latent)")
     if not args.no_memory:
         for stage in ("sample", "explain", "score"):
-            print(f"peak memory ratio 4x/1x {stage}: {peaks[stage, 4] / peaks[stage, 1]:.2f}"
-                  + ("   (target <= 1.2)" if stage == "sample" else ""))
-    print(f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (includes the models)"
-          f"; embedding model used in sampling: {uses_embedding}")
+            print(
+                f"peak memory ratio 4x/1x {stage}: {peaks[stage, 4] / peaks[stage, 1]:.2f}"
+                + ("   (target <= 1.2)" if stage == "sample" else "")
+            )
+    print(
+        f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (includes the models)"
+        f"; embedding model used in sampling: {uses_embedding}"
+    )
     if args.folder is None:
         shutil.rmtree(folder, ignore_errors=True)
 
