@@ -14,6 +14,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -41,19 +42,24 @@ class Example:
     def label(self) -> int:
         return int(self.kind == ACTIVATING)
 
+    @cached_property
+    def shown(self) -> list[str]:
+        """What a prompt shows of each token (control tokens as placeholders such as
+        ``[im_start]``, see :func:`autointerp.examples.display_text`), computed once."""
+        return [display_text(t) for t in self.tokens]
+
     @property
     def visible(self) -> list[bool]:
-        """Tokens that show something (control tokens show as placeholders such as
-        ``[im_start]``, see :func:`autointerp.examples.display_text`; empty strings are hidden)."""
-        return [display_text(t) != "" for t in self.tokens]
+        """Tokens that show something (empty strings are hidden)."""
+        return [t != "" for t in self.shown]
 
     def text(self, marks: list[int] | np.ndarray | None = None) -> str:
         """The window's text; tokens at ``marks`` positions are wrapped in ``<<`` ``>>``
         (consecutive marked tokens share one pair)."""
         marked = set(int(m) for m in (marks if marks is not None else []))
         out, inside = [], False
-        for i, (tok, vis) in enumerate(zip(self.tokens, self.visible)):
-            if not vis:
+        for i, tok in enumerate(self.shown):
+            if not tok:
                 continue
             if i in marked and not inside:
                 out.append("<<")
@@ -61,7 +67,7 @@ class Example:
             elif i not in marked and inside:
                 out.append(">>")
                 inside = False
-            out.append(display_text(tok))
+            out.append(tok)
         if inside:
             out.append(">>")
         return display_text("".join(out))  # also a control token spelled across several tokens
