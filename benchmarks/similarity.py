@@ -32,7 +32,7 @@ import numpy as np
 
 from autointerp import similarity as sim
 from autointerp.latent_cache import LatentCache, LatentCacheWriter
-from autointerp.pipelines.namespaces import namespace
+from autointerp.pipelines.common import namespace
 
 
 def dedupe(rng: np.random.Generator, idx: np.ndarray, cdf: np.ndarray) -> np.ndarray:

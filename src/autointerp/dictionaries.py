@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .config import parse_config
 from .errors import AutointerpError, ConfigError
 from .jobs import atomic_path, atomic_write_json
 from .models import hidden_size, resolve_module
@@ -59,6 +60,13 @@ class DictionaryConfig:
             raise ConfigError(f"{where}.path: a {self.format} dictionary needs a path to its files.")
         if self.k is not None and self.k < 1:
             raise ConfigError(f"{where}.k must be at least 1, got {self.k}.")
+
+
+def dictionary_config(hookpoints: dict, hookpoint: str) -> DictionaryConfig:
+    """The parsed ``hookpoints.<hookpoint>`` entry of the parameters (ConfigError when there is none)."""
+    if hookpoint not in (hookpoints or {}):
+        raise ConfigError(f"parameters: hookpoints has no entry '{hookpoint}'.")
+    return parse_config(DictionaryConfig, hookpoints[hookpoint], f"parameters: hookpoints.{hookpoint}")
 
 
 class SparseCoder(torch.nn.Module):

@@ -49,7 +49,7 @@ def fmt(v, digits: int = 3) -> str:
 
 def latent_page_path(hookpoint: str, latent: int) -> str:
     """Page of a latent, relative to the site folder (the folder is the hookpoint's namespace,
-    spelled like :func:`autointerp.pipelines.namespaces.namespace`, which lives on the Kedro side)."""
+    spelled like :func:`autointerp.pipelines.common.namespace`, which lives on the Kedro side)."""
     return f"latents/{re.sub(r'[^0-9A-Za-z_]', '_', hookpoint)}/{int(latent)}.html"
 
 

@@ -7,10 +7,10 @@ import numpy as np
 from autointerp.caching import CacheConfig, CacheJob, HookpointCaches
 from autointerp.config import parse_config
 from autointerp.corpus import CorpusConfig, tokenize_corpus
-from autointerp.dictionaries import DictionaryConfig
-from autointerp.errors import ConfigError
+from autointerp.dictionaries import dictionary_config
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig, load_model
+from autointerp.pipelines.common import mlflow_metrics
 
 
 def build_corpus(model: dict, corpus: dict) -> np.ndarray:
@@ -19,12 +19,6 @@ def build_corpus(model: dict, corpus: dict) -> np.ndarray:
     cfg = parse_config(CorpusConfig, corpus, "parameters: corpus")
     _, tokenizer = load_model(model_cfg)
     return tokenize_corpus(cfg, tokenizer)
-
-
-def dictionary_config(hookpoints: dict, hookpoint: str) -> DictionaryConfig:
-    if hookpoint not in (hookpoints or {}):
-        raise ConfigError(f"parameters: hookpoints has no entry '{hookpoint}'.")
-    return parse_config(DictionaryConfig, hookpoints[hookpoint], f"parameters: hookpoints.{hookpoint}")
 
 
 def cache_job(tokens: np.ndarray, model: dict, hookpoints: dict, cache: dict, hookpoint: str) -> CacheJob:
@@ -71,4 +65,4 @@ def cache_metrics(latent_cache: LatentCache, *, hookpoint: str) -> dict:
     }
     if "tokens_per_s" in latent_cache.meta:
         metrics["tokens_per_s"] = float(latent_cache.meta["tokens_per_s"])
-    return {f"cache.{hookpoint}.{k}": {"value": v, "step": 0} for k, v in metrics.items()}
+    return mlflow_metrics(f"cache.{hookpoint}", metrics)

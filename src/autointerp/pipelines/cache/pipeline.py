@@ -9,20 +9,13 @@ selected namespace's ``cache_latents`` computes its own hookpoint alone.
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Node, Pipeline
 
-from autointerp.pipelines.namespaces import configured_hookpoints, namespace
+from autointerp.pipelines.common import bind, configured_hookpoints, namespace
 
 from . import nodes
 
 PARAMS = ["params:model", "params:hookpoints", "params:cache"]
-
-
-def bind(func, **kwargs):
-    """``func`` with keyword arguments fixed, keeping its name for Kedro."""
-    return update_wrapper(partial(func, **kwargs), func)
 
 
 def corpus_pipeline() -> Pipeline:

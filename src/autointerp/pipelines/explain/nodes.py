@@ -10,6 +10,7 @@ from autointerp.config import parse_config
 from autointerp.explainers import REGISTRY, ExplainConfig, ExplainJob
 from autointerp.explainers.job import STATISTICS_MODEL
 from autointerp.llm import LLMConfig
+from autointerp.pipelines.common import mlflow_metrics
 
 
 def llm_config(llm: dict) -> LLMConfig:
@@ -69,4 +70,4 @@ def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
         metrics[f"run_{k}"] = float(v)
     if meta.get("seconds_this_run") and meta.get("explained_this_run"):
         metrics["latents_per_s"] = meta["explained_this_run"] / meta["seconds_this_run"]
-    return {f"explain.{hookpoint}.{k}": {"value": float(v), "step": 0} for k, v in metrics.items()}
+    return mlflow_metrics(f"explain.{hookpoint}", metrics)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from autointerp.pipelines.cache.pipeline import bind
-from autointerp.pipelines.namespaces import configured_hookpoints, namespace
+from autointerp.pipelines.common import bind, configured_hookpoints, namespace
 
 from . import nodes
 

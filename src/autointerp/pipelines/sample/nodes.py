@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 
 from autointerp.config import parse_config
+from autointerp.dictionaries import dictionary_config
 from autointerp.errors import ConfigError
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig
-from autointerp.pipelines.cache.nodes import dictionary_config
+from autointerp.pipelines.common import mlflow_metrics
 from autointerp.sampling import NEGATIVE_KINDS, OK, TOO_FEW_FOR_TEST, SampleConfig, SampleJob
 
 log = logging.getLogger(__name__)
@@ -68,4 +69,4 @@ def sample_metrics(latents: pd.DataFrame, *, hookpoint: str) -> dict:
         "mean_train_non_activating": float(ok["n_train_non_activating"].mean())
         if len(ok) and "n_train_non_activating" in ok else 0.0,
     }
-    return {f"sample.{hookpoint}.{k}": {"value": v, "step": 0} for k, v in metrics.items()}
+    return mlflow_metrics(f"sample.{hookpoint}", metrics)

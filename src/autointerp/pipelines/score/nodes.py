@@ -6,6 +6,7 @@ import pandas as pd
 
 from autointerp.config import parse_config
 from autointerp.hooks import run_context
+from autointerp.pipelines.common import mlflow_metrics
 from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun, as_frame
 from autointerp.scoring.report import failure_warnings, plots, summary, summary_table
 
@@ -41,5 +42,5 @@ def score_tables(run: ScoreRun, score: dict, *,
     table = summary_table(metrics, n_boot=cfg.n_bootstrap, seed=cfg.seed, max_failed_fraction=cfg.max_failed_fraction)
     failure_warnings(table, hookpoint, cfg.max_failed_fraction)
     flat = summary(metrics, table=table)
-    mlflow = {f"score.{hookpoint}.{k}": {"value": float(v), "step": 0} for k, v in flat.items()}
+    mlflow = mlflow_metrics(f"score.{hookpoint}", flat)
     return scores, metrics, table, mlflow, plots(scores, metrics, hookpoint)

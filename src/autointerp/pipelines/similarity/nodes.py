@@ -13,6 +13,7 @@ from autointerp.config import parse_config
 from autointerp.dictionaries import DictionaryConfig, load_dictionary
 from autointerp.errors import AutointerpError
 from autointerp.latent_cache import LatentCache
+from autointerp.pipelines.common import mlflow_metrics
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def compare_pair(
         jaccard.astype(np.float16),
         result.matrices.get("decoder_cosine", empty).astype(np.float16),
         figures,
-        {k: {"value": v, "step": 0} for k, v in metrics.items()},
+        mlflow_metrics("", metrics),
     )
 
 
@@ -190,8 +191,8 @@ def similarity_overview(*summaries: pd.DataFrame):
             for k in ("mean", "frac_above", "lift_diff", "lift_ratio"):
                 v = g[k].mean() if k in g else np.nan
                 if np.isfinite(v):
-                    metrics[f"similarity.{kind}.{matching}.{measure}.{k}"] = {"value": float(v), "step": 0}
-    return df, fig, metrics
+                    metrics[f"{kind}.{matching}.{measure}.{k}"] = v
+    return df, fig, mlflow_metrics("similarity", metrics)
 
 
 def score_comparison(hookpoints: dict, similarity: dict, *tables, names: list[str]):

@@ -10,8 +10,7 @@ from pathlib import Path
 from kedro.pipeline import Node, Pipeline
 
 from autointerp.hooks import run_parameters
-from autointerp.pipelines.cache.pipeline import bind
-from autointerp.pipelines.namespaces import configured_hookpoints, namespace
+from autointerp.pipelines.common import bind, configured_hookpoints, namespace
 
 from . import nodes
 

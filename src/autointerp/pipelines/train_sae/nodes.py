@@ -6,6 +6,7 @@ import numpy as np
 
 from autointerp.config import parse_config
 from autointerp.models import ModelConfig
+from autointerp.pipelines.common import mlflow_metrics
 from autointerp.training import TrainConfig, TrainJob, read_reports
 
 METRICS = ("fvu", "dead_fraction", "mean_l0", "final_loss", "tokens_per_s")
@@ -28,12 +29,9 @@ def _reports(saes_path: str, train_sae: dict) -> dict[str, dict]:
 
 def training_metrics(saes_path: str, train_sae: dict) -> dict:
     """FVU on held-out tokens, dead fraction, mean L0 and final loss per SAE, as MLflow metrics."""
-    out = {}
-    for h, r in _reports(saes_path, train_sae).items():
-        for name in METRICS:
-            if r.get(name) is not None:
-                out[f"train_sae.{h}.{name}"] = {"value": float(r[name]), "step": 0}
-    return out
+    flat = {f"{h}.{name}": r[name] for h, r in _reports(saes_path, train_sae).items()
+            for name in METRICS if r.get(name) is not None}
+    return mlflow_metrics("train_sae", flat)
 
 
 def loss_curves(saes_path: str, train_sae: dict) -> dict:
