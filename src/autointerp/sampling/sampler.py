@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .job import SampleJob
 
 log = logging.getLogger(__name__)
+QUERY_CACHE = 16384  # window embeddings kept for the embedding negatives' queries (~25 MB with MiniLM)
 
 LATENT_COLUMNS = ["hookpoint", "latent", "firing_count", "frequency", "max_activation", "mean_activation", "status",
                   "n_windows", "n_train", "n_test"] + [f"n_{k}" for k in NEGATIVE_KINDS] + [
@@ -43,6 +44,7 @@ class Sampler:
         self.active = self.cfg.threshold_for(job.hookpoint)
         self.thresholds = np.full(self.cache.num_latents, np.nan, dtype=np.float32)  # filled as shards are read
         self._neighbours: dict[int, np.ndarray] = {}  # of the latents being sampled
+        self._window_embeddings: dict[tuple[int, int], np.ndarray] = {}  # (context, start) -> embedding
         # every corpus token's string, and whether its bytes are whole UTF-8 (see window_strings)
         present = np.unique(self.tokens[self.tokens >= 0]) if self.tokens.size else np.zeros(0, dtype=np.int64)
         size = int(present.max()) + 1 if len(present) else 1
@@ -147,27 +149,30 @@ class Sampler:
         return latent, (toks, vals, win, train, test, rng, info)
 
     def _queries(self, plans) -> list[np.ndarray | None]:
-        """Mean sentence embedding of each planned latent's training windows (embedding negatives)."""
+        """Mean sentence embedding of each planned latent's training windows (embedding negatives).
+        A window is embedded once: latents firing on the same tokens share windows, so the
+        embeddings of recent windows are kept (at most ``QUERY_CACHE`` of them: memory stays flat)."""
         out: list[np.ndarray | None] = [None] * len(plans)
         if not self.cfg.negatives.uses_embeddings:
             return out
-        texts, owner = [], []
+        keys: dict[int, list[tuple[int, int]]] = {}
         for i, (_, p) in enumerate(plans):
             if isinstance(p, dict):
                 continue
             _, _, win, train, _, _, _ = p
-            for j in train:
-                texts.append(self.text(int(win.context[j]), int(win.start[j])))
-                owner.append(i)
-        if not texts:
-            return out
-        from ..embeddings import embed
+            keys[i] = list(zip(win.context[train].tolist(), win.start[train].tolist()))
+        todo = list(dict.fromkeys(k for ks in keys.values() for k in ks if k not in self._window_embeddings))
+        if todo:
+            from ..embeddings import embed
 
-        emb = embed(texts, self.cfg.negatives.embedding_model)
-        owner = np.asarray(owner)
-        for i in np.unique(owner):
-            q = emb[owner == i].mean(0)
-            out[int(i)] = q / max(float(np.linalg.norm(q)), 1e-12)
+            emb = embed([self.text(c, s) for c, s in todo], self.cfg.negatives.embedding_model)
+            self._window_embeddings.update(zip(todo, emb))
+        for i, ks in keys.items():
+            if ks:
+                q = np.mean([self._window_embeddings[k] for k in ks], axis=0)
+                out[i] = q / max(float(np.linalg.norm(q)), 1e-12)
+        while len(self._window_embeddings) > QUERY_CACHE:  # oldest first (dicts keep insertion order)
+            del self._window_embeddings[next(iter(self._window_embeddings))]
         return out
 
     def _finish(self, plan, query) -> tuple[list[dict], dict]:
