@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .data import HookpointData, ReportConfig, as_frame, hookpoint_data, similarity_matrices
+from .data import HookpointData, ReportConfig, as_frame, hookpoint_data
 from .plots import all_plots
 from .site import build_site, esc, render_tokens
+from .summaries import similarity_matrices
 
 
 def build_report(data: list[HookpointData], cfg: ReportConfig, similarity: dict[str, Any] | None = None,

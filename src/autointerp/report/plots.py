@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .data import HookpointData, ReportConfig, flat_metrics  # noqa: E402
+from .data import HookpointData, ReportConfig  # noqa: E402
+from .summaries import flat_metrics  # noqa: E402
 
 REAL, CONTROL = "#1f77b4", "#aaaaaa"
 
@@ -111,7 +112,7 @@ def real_vs_control_plot(data: list[HookpointData], cfg: ReportConfig) -> dict[s
 def explainer_comparison_plot(data: list[HookpointData], cfg: ReportConfig) -> dict[str, Figure]:
     """Real minus control of the first metric per (hookpoint, scorer), one bar per explainer with
     its bootstrap 95% interval: does the LLM beat the statistical baseline?"""
-    from .data import summary_rows
+    from .summaries import summary_rows
 
     rows = [r for r in summary_rows(data, cfg) if r["metric"] == cfg.metrics[0] and r["delta"] is not None
             and r["explainer"] != "none"]
