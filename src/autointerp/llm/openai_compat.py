@@ -23,7 +23,8 @@ list contribute nothing; an option with none listed gets ``-inf``.
 Requests go through the SDK's plain ``post`` (its documented way to call any endpoint: same
 connection pool, errors and headers) and answers are read from the JSON body: the SDK's
 typed parameter transforms and response models cost more CPU than the rest of a request,
-which matters at hundreds of requests per second (benchmarks/llm_overhead.py).
+which matters at hundreds of requests per second (benchmarks/llm_overhead.py). How answers and
+errors are read is :mod:`autointerp.llm.openai_responses`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import contextvars
 import itertools
 import logging
-import math
 import os
 import random
 import threading
@@ -51,12 +51,18 @@ from .base import (
     TokenLogprobs,
     option_spellings,
 )
+from .openai_responses import (
+    RETRYABLE,
+    _http_client,
+    _refused,
+    _retry_after,
+    _short,
+    _tokens,
+    _unsupported_echo,
+    option_values,
+)
 
 log = logging.getLogger(__name__)
-
-RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError,
-             openai.ConflictError)
-
 
 class _Fatal(Exception):
     """Wraps an error that every request would hit: stop the batch and raise it."""
@@ -78,16 +84,6 @@ def resolve_api_key(cfg: LLMConfig, credentials: dict | None) -> str:
             "for a server that needs no key."
         )
     return str(key)
-
-
-def _refused(e: BaseException) -> bool:
-    """The connection could not be opened at all (nothing listens, host unreachable)."""
-    seen = 0
-    while e is not None and seen < 8:
-        if type(e).__name__ in ("ConnectError", "ConnectionRefusedError"):
-            return True
-        e, seen = e.__cause__ or e.__context__, seen + 1
-    return False
 
 
 class _Endpoint:
@@ -354,59 +350,3 @@ class OpenAIClient(LLMClient):
             return TokenLogprobs(error=err)
 
         return self._map(one, list(zip(prefixes, texts)), done)
-
-
-def _http_client(concurrency: int):
-    """The SDK's HTTP client, keeping ``concurrency`` connections alive (the SDK keeps 100: beyond
-    that, every request would open a new connection); None (the SDK's default) up to 100."""
-    try:
-        from openai._constants import DEFAULT_CONNECTION_LIMITS as limits
-    except ImportError:  # another SDK layout: its defaults
-        return None
-    if concurrency <= limits.max_keepalive_connections:
-        return None
-    return openai.DefaultHttpxClient(limits=type(limits)(max_connections=max(concurrency, limits.max_connections or 0),
-                                                         max_keepalive_connections=concurrency))
-
-
-def option_values(first: dict, spellings: dict[str, list[str]]) -> dict[str, float]:
-    """``{option: log P}`` from the first answer token of a chat completion (its ``token``,
-    ``logprob`` and ``top_logprobs``): the probability mass of every listed spelling, summed."""
-    alts: dict[str, float] = {}
-    for alt in first.get("top_logprobs") or []:
-        alts.setdefault(str(alt["token"]), float(alt["logprob"]))
-    alts.setdefault(str(first["token"]), float(first["logprob"]))
-    out = {}
-    for option, forms in spellings.items():
-        lps = [alts[s] for s in forms if s in alts and alts[s] > -math.inf]
-        if not lps:
-            out[option] = -math.inf
-            continue
-        top = max(lps)
-        out[option] = top + math.log(sum(math.exp(v - top) for v in lps))
-    return out
-
-
-def _unsupported_echo(where: str) -> LogprobsUnsupported:
-    return LogprobsUnsupported(
-        f"the {where} does not return prompt log-probabilities (completions endpoint with echo=True "
-        "and logprobs), which the surprisal scorer and the batched mode of detection and fuzzing need. Use a "
-        "server that does (vLLM), or score.detection.mode / score.fuzzing.mode: logprob and no surprisal.")
-
-
-def _tokens(resp: dict) -> tuple[int, int]:
-    u = resp.get("usage") or {}
-    return int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
-
-
-def _retry_after(e: Exception) -> float | None:
-    resp = getattr(e, "response", None)
-    try:
-        return float(resp.headers.get("retry-after")) if resp is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _short(e: BaseException) -> str:
-    s = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return s[:300]
