@@ -26,9 +26,7 @@ from .models import ModelConfig, load_model, run_to_capture
 
 log = logging.getLogger(__name__)
 
-# Thin aliases for modules that still import the hash helpers from here (use autointerp.jobs).
-tokens_digest = array_digest
-__all__ = ["CacheConfig", "CacheJob", "HookpointCaches", "cache_hookpoints", "file_digest", "tokens_digest"]
+__all__ = ["CacheConfig", "CacheJob", "HookpointCaches", "cache_hookpoints"]
 
 
 @dataclass(frozen=True)
