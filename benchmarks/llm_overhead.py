@@ -58,15 +58,74 @@ def synthetic_examples(n_latents: int, seed: int = 0, width: int = 32) -> pd.Dat
     """The sample stage's examples table (docs/formats.md) for ``n_latents`` latents: 40 train
     activating windows, 50 test activating windows over 10 quantiles, 50 test random windows."""
     rng = np.random.default_rng(seed)
-    vocab = [" the", " of", " and", " to", " in", " a", " is", " that", " for", " it", " as", " was", " with",
-             " be", " by", " on", " not", " he", " this", " are", " or", " his", " from", " at", " which", " but",
-             " have", " an", " had", " they", " you", " were", " their", " one", " all", " we", " can", " her",
-             ".", ",", " king", " lord", " love", " night", " sword", " crown", " heart", " death", " blood",
-             " sweet", " fair", " noble", " speak", " swear", " prove", " plead", " I'll", " thou", " thee"]
+    vocab = [
+        " the",
+        " of",
+        " and",
+        " to",
+        " in",
+        " a",
+        " is",
+        " that",
+        " for",
+        " it",
+        " as",
+        " was",
+        " with",
+        " be",
+        " by",
+        " on",
+        " not",
+        " he",
+        " this",
+        " are",
+        " or",
+        " his",
+        " from",
+        " at",
+        " which",
+        " but",
+        " have",
+        " an",
+        " had",
+        " they",
+        " you",
+        " were",
+        " their",
+        " one",
+        " all",
+        " we",
+        " can",
+        " her",
+        ".",
+        ",",
+        " king",
+        " lord",
+        " love",
+        " night",
+        " sword",
+        " crown",
+        " heart",
+        " death",
+        " blood",
+        " sweet",
+        " fair",
+        " noble",
+        " speak",
+        " swear",
+        " prove",
+        " plead",
+        " I'll",
+        " thou",
+        " thee",
+    ]
     rows, context = [], 0
     for latent in range(n_latents):
-        plan = [("train", "activating", q % 10) for q in range(40)] + \
-               [("test", "activating", q // 5) for q in range(50)] + [("test", "random", -1)] * 50
+        plan = (
+            [("train", "activating", q % 10) for q in range(40)]
+            + [("test", "activating", q // 5) for q in range(50)]
+            + [("test", "random", -1)] * 50
+        )
         for split, kind, quantile in plan:
             ids = rng.integers(0, len(vocab), size=width)
             acts = np.zeros(width)
@@ -76,11 +135,23 @@ def synthetic_examples(n_latents: int, seed: int = 0, width: int = 32) -> pd.Dat
                 acts[pos] = (quantile + 1) * rng.uniform(0.5, 1.0, size=len(pos))
                 marked = int(pos[np.argmax(acts[pos])])
             context += 1
-            rows.append({"hookpoint": HOOKPOINT, "latent": latent, "split": split, "kind": kind, "quantile": quantile,
-                         "context": context, "start": 0, "token_ids": ids.tolist(),
-                         "tokens": [vocab[i] for i in ids], "activations": acts.round(3).tolist(),
-                         "max_activation": float(acts.max()), "marked": marked,
-                         "example_id": f"{HOOKPOINT}/{latent}/{context}:0"})
+            rows.append(
+                {
+                    "hookpoint": HOOKPOINT,
+                    "latent": latent,
+                    "split": split,
+                    "kind": kind,
+                    "quantile": quantile,
+                    "context": context,
+                    "start": 0,
+                    "token_ids": ids.tolist(),
+                    "tokens": [vocab[i] for i in ids],
+                    "activations": acts.round(3).tolist(),
+                    "max_activation": float(acts.max()),
+                    "marked": marked,
+                    "example_id": f"{HOOKPOINT}/{latent}/{context}:0",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -127,11 +198,13 @@ def before_llm(rev: str):
     pkg = tmp / "autointerp_before"
     (pkg / "llm").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    (pkg / "errors.py").write_text("from autointerp.errors import *  # noqa\n"
-                                   "from autointerp.errors import AutointerpError, ConfigError  # noqa\n")
+    (pkg / "errors.py").write_text(
+        "from autointerp.errors import *  # noqa\nfrom autointerp.errors import AutointerpError, ConfigError  # noqa\n"
+    )
     for name in ("__init__", "base", "cache", "openai_compat"):
-        src = subprocess.run(["git", "show", f"{rev}:src/autointerp/llm/{name}.py"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout
+        src = subprocess.run(
+            ["git", "show", f"{rev}:src/autointerp/llm/{name}.py"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout
         (pkg / "llm" / f"{name}.py").write_text(src)
     sys.path.insert(0, str(tmp))
     return importlib.import_module("autointerp_before.llm")
@@ -186,9 +259,11 @@ class ThreadProfiles:
                 rows.append((tt, ct, nc, name))
         rows.sort(reverse=True)
         total = sum(r[0] for r in rows)
-        out = [f"  socket calls and GIL hand-offs (send, settimeout, urandom, connect): {handoff:.2f} s summed over "
-               f"threads; the rest, {total:.2f} s of own time:",
-               f"  {'own s':>7s} {'share':>6s} {'cum s':>7s} {'calls':>8s}  function (profiled: slower than unprofiled)"]
+        out = [
+            f"  socket calls and GIL hand-offs (send, settimeout, urandom, connect): {handoff:.2f} s summed over "
+            f"threads; the rest, {total:.2f} s of own time:",
+            f"  {'own s':>7s} {'share':>6s} {'cum s':>7s} {'calls':>8s}  function (profiled: slower than unprofiled)",
+        ]
         for tt, ct, nc, name in rows[:n]:
             out.append(f"  {tt:7.3f} {tt / total:6.1%} {ct:7.3f} {nc:8d}  {name}")
         return "\n".join(out)
@@ -202,17 +277,34 @@ def run_once(llm, url: str, examples: pd.DataFrame, concurrency: int, mode: str,
 
     n = int(examples["latent"].nunique())
     with tempfile.TemporaryDirectory() as d:
-        cfg = llm.LLMConfig(backend="openai", model="fake-model", base_url=url, api_key_env=None,
-                            max_concurrency=concurrency, cache_dir=str(Path(d) / "llm_cache"))
+        cfg = llm.LLMConfig(
+            backend="openai",
+            model="fake-model",
+            base_url=url,
+            api_key_env=None,
+            max_concurrency=concurrency,
+            cache_dir=str(Path(d) / "llm_cache"),
+        )
         client = llm.make_client(cfg)
         cpu0, t0 = time.process_time(), time.perf_counter()
-        ExplainJob(HOOKPOINT, examples, cfg, ExplainConfig(explainers=["default"], batch_latents=concurrency,
-                                                           progress=False), client=client).run(Path(d) / "explain")
+        ExplainJob(
+            HOOKPOINT,
+            examples,
+            cfg,
+            ExplainConfig(explainers=["default"], batch_latents=concurrency, progress=False),
+            client=client,
+        ).run(Path(d) / "explain")
         explanations = read_explanations(Path(d) / "explain")
         t1 = time.perf_counter()
-        score = ScoreConfig(scorers=["detection", "fuzzing"], control=False, n_activating=50, n_non_activating=50,
-                            detection=DetectionConfig(mode=mode), fuzzing=FuzzingConfig(mode=mode),
-                            concurrent_latents=units)
+        score = ScoreConfig(
+            scorers=["detection", "fuzzing"],
+            control=False,
+            n_activating=50,
+            n_non_activating=50,
+            detection=DetectionConfig(mode=mode),
+            fuzzing=FuzzingConfig(mode=mode),
+            concurrent_latents=units,
+        )
         ScoreJob(HOOKPOINT, examples, explanations, score, client=client, progress=False).run(Path(d) / "score")
         t2 = time.perf_counter()
         cpu = time.process_time() - cpu0
@@ -220,16 +312,27 @@ def run_once(llm, url: str, examples: pd.DataFrame, concurrency: int, mode: str,
         u = client.usage
         client.close()
     n_explained = int(explanations["explanation"].notna().sum())
-    return {"latents": n, "explained": n_explained, "scored": int(metrics["latent"].nunique()),
-            "requests": u.requests, "failed": u.failed_requests, "explain_s": t1 - t0, "score_s": t2 - t1,
-            "wall": t2 - t0, "cpu": cpu, "latents_s": n / (t2 - t0), "requests_s": u.requests / (t2 - t0)}
+    return {
+        "latents": n,
+        "explained": n_explained,
+        "scored": int(metrics["latent"].nunique()),
+        "requests": u.requests,
+        "failed": u.failed_requests,
+        "explain_s": t1 - t0,
+        "score_s": t2 - t1,
+        "wall": t2 - t0,
+        "cpu": cpu,
+        "latents_s": n / (t2 - t0),
+        "requests_s": u.requests / (t2 - t0),
+    }
 
 
 def bare_client(llm, url: str, n_requests: int, concurrency: int) -> dict:
     """The same number of log-prob requests straight through the client (no pipeline): the floor
     that the client and the server set."""
-    cfg = llm.LLMConfig(backend="openai", model="fake-model", base_url=url, api_key_env=None,
-                        max_concurrency=concurrency)
+    cfg = llm.LLMConfig(
+        backend="openai", model="fake-model", base_url=url, api_key_env=None, max_concurrency=concurrency
+    )
     client = llm.make_client(cfg)
     text = "A feature of a language model fires on some texts. " * 12
     msgs = [[{"role": "user", "content": f"{text} Text {i}: ... Answer Yes or No."}] for i in range(n_requests)]
@@ -241,9 +344,11 @@ def bare_client(llm, url: str, n_requests: int, concurrency: int) -> dict:
 
 
 def show(label: str, r: dict) -> None:
-    print(f"  {label:7s} {r['latents_s']:7.2f} latents/s {r['requests_s']:8.0f} requests/s | explain {r['explain_s']:5.2f} s,"
-          f" score {r['score_s']:6.2f} s, wall {r['wall']:6.2f} s, client CPU {r['cpu']:6.2f} s | {r['requests']} "
-          f"requests, {r['failed']} failed, {r['explained']}/{r['latents']} explained, {r['scored']} scored")
+    print(
+        f"  {label:7s} {r['latents_s']:7.2f} latents/s {r['requests_s']:8.0f} requests/s | explain {r['explain_s']:5.2f} s,"
+        f" score {r['score_s']:6.2f} s, wall {r['wall']:6.2f} s, client CPU {r['cpu']:6.2f} s | {r['requests']} "
+        f"requests, {r['failed']} failed, {r['explained']}/{r['latents']} explained, {r['scored']} scored"
+    )
 
 
 def main() -> None:
@@ -253,15 +358,24 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--before", default=BEFORE, help="git revision of the client to compare with, or 'none'")
     ap.add_argument("--profile", action="store_true", help="profile one more run of the current client")
-    ap.add_argument("--mode", default=None, help="detection and fuzzing mode (default: conf/base/parameters_score.yml's; "
-                    "e.g. logprob, batched)")
-    ap.add_argument("--concurrent-latents", type=int, default=None,
-                    help="units scored at once (default: the score stage's, from --concurrency)")
+    ap.add_argument(
+        "--mode",
+        default=None,
+        help="detection and fuzzing mode (default: conf/base/parameters_score.yml's; e.g. logprob, batched)",
+    )
+    ap.add_argument(
+        "--concurrent-latents",
+        type=int,
+        default=None,
+        help="units scored at once (default: the score stage's, from --concurrency)",
+    )
     a = ap.parse_args()
     if a.mode is None:
         import yaml
 
-        a.mode = yaml.safe_load((ROOT / "conf" / "base" / "parameters_score.yml").read_text())["score"]["detection"]["mode"]
+        a.mode = yaml.safe_load((ROOT / "conf" / "base" / "parameters_score.yml").read_text())["score"]["detection"][
+            "mode"
+        ]
 
     examples = synthetic_examples(a.latents)
     clients = {"current": current_llm()}
@@ -271,15 +385,17 @@ def main() -> None:
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             print(f"(no 'before' client: cannot read revision {a.before} from git: {e})")
     units = a.concurrent_latents or "default"
-    print(f"{a.latents} synthetic latents at the paper's counts (40 train, 50+50 test, 32-token windows); "
-          f"explanation + detection + fuzzing ({a.mode} mode, units at once: {units}), concurrency {a.concurrency}, "
-          f"response cache on; "
-          f"{os.cpu_count()} CPUs; server in its own process")
+    print(
+        f"{a.latents} synthetic latents at the paper's counts (40 train, 50+50 test, 32-token windows); "
+        f"explanation + detection + fuzzing ({a.mode} mode, units at once: {units}), concurrency {a.concurrency}, "
+        f"response cache on; "
+        f"{os.cpu_count()} CPUs; server in its own process"
+    )
     results: dict[str, list[dict]] = {k: [] for k in clients}
     with ServerProcess() as server:
         run_once(clients["current"], server.url, synthetic_examples(2, seed=1), a.concurrency, a.mode)  # warm-up
         for rep in range(a.repeats):
-            for label in (list(clients) if rep % 2 == 0 else list(clients)[::-1]):
+            for label in list(clients) if rep % 2 == 0 else list(clients)[::-1]:
                 r = run_once(clients[label], server.url, examples, a.concurrency, a.mode, a.concurrent_latents)
                 results[label].append(r)
                 show(label, r)
@@ -287,9 +403,11 @@ def main() -> None:
         bare = [bare_client(clients["current"], server.url, n_req, a.concurrency) for _ in range(a.repeats)]
         bare_wall = statistics.median(b["wall"] for b in bare)
         wall = statistics.median(x["wall"] for x in results["current"])
-        print(f"  bare client, {n_req} log-prob requests, no pipeline: {bare_wall:.2f} s "
-              f"({n_req / bare_wall:.0f} requests/s, client CPU {statistics.median(b['cpu'] for b in bare):.2f} s); "
-              f"the pipeline's own share of the current wall time: {max(0.0, 1 - bare_wall / wall):.0%}")
+        print(
+            f"  bare client, {n_req} log-prob requests, no pipeline: {bare_wall:.2f} s "
+            f"({n_req / bare_wall:.0f} requests/s, client CPU {statistics.median(b['cpu'] for b in bare):.2f} s); "
+            f"the pipeline's own share of the current wall time: {max(0.0, 1 - bare_wall / wall):.0%}"
+        )
         if a.profile:
             with ThreadProfiles() as prof:
                 r = run_once(clients["current"], server.url, examples, a.concurrency, a.mode, a.concurrent_latents)
@@ -297,7 +415,9 @@ def main() -> None:
     med = {k: statistics.median(x["latents_s"] for x in v) for k, v in results.items()}
     print("median latents/s: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + " (target >= 5 on 2 cores)")
     if "before" in med:
-        print(f"current / before (latents/s, medians of {a.repeats} interleaved runs): {med['current'] / med['before']:.2f}")
+        print(
+            f"current / before (latents/s, medians of {a.repeats} interleaved runs): {med['current'] / med['before']:.2f}"
+        )
     print(f"server process: {server.received} requests, {server.cpu:.1f} s CPU in all")
     if a.profile:
         print("\nWhere the client's time goes (profile over every thread, by own time):")

@@ -74,11 +74,19 @@ def paper_windows(tokenizer, n: int, rng) -> list[dict]:
     starts = rng.choice(len(ids) // 32 - 1, size=n, replace=False) * 32
     out = []
     for s in starts:
-        w = ids[s:s + 32]
+        w = ids[s : s + 32]
         acts = [0.0] * 32
         acts[16] = float(rng.uniform(1, 10))
-        out.append({"tokens": [tokenizer.decode([t]) for t in w], "activations": acts, "token_ids": w,
-                    "max_activation": max(acts), "context": int(s), "start": 0})
+        out.append(
+            {
+                "tokens": [tokenizer.decode([t]) for t in w],
+                "activations": acts,
+                "token_ids": w,
+                "max_activation": max(acts),
+                "context": int(s),
+                "start": 0,
+            }
+        )
     return out
 
 
@@ -102,8 +110,10 @@ def part1(local) -> None:
     totals = {}
     for mode in ("generation", "logprob", "batched"):
         row = {}
-        for name, scorer in (("detection", DetectionScorer(DetectionConfig(mode=mode))),
-                             ("fuzzing", FuzzingScorer(FuzzingConfig(mode=mode)))):
+        for name, scorer in (
+            ("detection", DetectionScorer(DetectionConfig(mode=mode))),
+            ("fuzzing", FuzzingScorer(FuzzingConfig(mode=mode))),
+        ):
             c = CountingClient(local)
             out = scorer.score(explanation, examples, c, np.random.default_rng(0))
             failed = sum(r["failure"] is not None for r in out.rows)
@@ -112,9 +122,11 @@ def part1(local) -> None:
             row[name] = (c.usage.prompt_tokens, c.usage.requests)
         total = expl_tokens + sum(v[0] for v in row.values())
         totals[mode] = total
-        print(f"  {mode:10s}: detection {row['detection'][0]} tokens in {row['detection'][1]} requests, "
-              f"fuzzing {row['fuzzing'][0]} tokens in {row['fuzzing'][1]} requests; "
-              f"explanation+detection+fuzzing = {total} (target <= 19000; reference ~38000 in 41 requests)")
+        print(
+            f"  {mode:10s}: detection {row['detection'][0]} tokens in {row['detection'][1]} requests, "
+            f"fuzzing {row['fuzzing'][0]} tokens in {row['fuzzing'][1]} requests; "
+            f"explanation+detection+fuzzing = {total} (target <= 19000; reference ~38000 in 41 requests)"
+        )
 
 
 def part2(local, n_latents: int, n_act: int, n_non: int) -> None:
@@ -124,10 +136,14 @@ def part2(local, n_latents: int, n_act: int, n_non: int) -> None:
     ex, expl = ground_truth_examples(tok, n_act=n_act, n_non=n_non)
     keep = sorted(ex["latent"].unique())[:n_latents]
     ex, expl = ex[ex["latent"].isin(keep)].reset_index(drop=True), expl[expl["latent"].isin(keep)]
-    print(f"\nMeasured on {n_latents} ground-truth latents, {n_act}+{n_non} examples each, real local model "
-          f"({local.cfg.model}), real and control explanations:")
-    runs = {"default": ScoreConfig(),
-            "detection-generation": ScoreConfig(scorers=["detection"], detection=DetectionConfig(mode="generation"))}
+    print(
+        f"\nMeasured on {n_latents} ground-truth latents, {n_act}+{n_non} examples each, real local model "
+        f"({local.cfg.model}), real and control explanations:"
+    )
+    runs = {
+        "default": ScoreConfig(),
+        "detection-generation": ScoreConfig(scorers=["detection"], detection=DetectionConfig(mode="generation")),
+    }
     table = []
     for label, cfg in runs.items():
         with tempfile.TemporaryDirectory() as d:
@@ -139,18 +155,31 @@ def part2(local, n_latents: int, n_act: int, n_non: int) -> None:
             name = f"{s} ({cfg.detection.mode})" if s == "detection" else s
             if name in [r[0] for r in table]:
                 continue
-            table.append((name, g["prompt_tokens"].mean(), g["completion_tokens"].mean(), g["seconds"].mean(),
-                          g[~g.control]["auroc"].mean(), g[g.control]["auroc"].mean(), g["n_failed"].sum() / g["n"].sum()))
+            table.append(
+                (
+                    name,
+                    g["prompt_tokens"].mean(),
+                    g["completion_tokens"].mean(),
+                    g["seconds"].mean(),
+                    g[~g.control]["auroc"].mean(),
+                    g[g.control]["auroc"].mean(),
+                    g["n_failed"].sum() / g["n"].sum(),
+                )
+            )
         print(f"  run '{label}': {wall:.1f} s wall")
-    print(f"  {'scorer':24s} {'prompt tok':>10s} {'compl tok':>10s} {'seconds':>8s} {'AUROC':>6s} {'ctrl':>6s} {'failed':>6s}"
-          "   (per latent, per explanation)")
+    print(
+        f"  {'scorer':24s} {'prompt tok':>10s} {'compl tok':>10s} {'seconds':>8s} {'AUROC':>6s} {'ctrl':>6s} {'failed':>6s}"
+        "   (per latent, per explanation)"
+    )
     for r in table:
         print(f"  {r[0]:24s} {r[1]:10.0f} {r[2]:10.0f} {r[3]:8.2f} {r[4]:6.3f} {r[5]:6.3f} {r[6]:6.1%}")
     d = {r[0]: r for r in table}
     lp, gen = d.get("detection (logprob)"), d.get("detection (generation)")
     if lp and gen:
-        print(f"  detection logprob / generation: seconds {lp[3] / gen[3]:.2f}, "
-              f"tokens (prompt+completion) {(lp[1] + lp[2]) / (gen[1] + gen[2]):.2f} (target <= 0.33)")
+        print(
+            f"  detection logprob / generation: seconds {lp[3] / gen[3]:.2f}, "
+            f"tokens (prompt+completion) {(lp[1] + lp[2]) / (gen[1] + gen[2]):.2f} (target <= 0.33)"
+        )
 
 
 def main() -> None:

@@ -21,8 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = "autointerp"
 # Loaded by Kedro for every stage, not by the stage's code: not stage deps.
-FRAMEWORK = {"autointerp", "autointerp.settings", "autointerp.hooks", "autointerp.pipeline_registry",
-             "autointerp.cli", "autointerp.__main__", "autointerp.pipelines"}
+FRAMEWORK = {
+    "autointerp",
+    "autointerp.settings",
+    "autointerp.hooks",
+    "autointerp.pipeline_registry",
+    "autointerp.cli",
+    "autointerp.__main__",
+    "autointerp.pipelines",
+}
 
 
 def module_file(name: str) -> Path | None:
@@ -126,8 +133,9 @@ def pipeline_stages() -> list[str]:
 def missing(stage: str, stages: dict[str, list[str]] | None = None) -> list[str]:
     """Files the stage's code runs that none of its deps covers."""
     deps = [ROOT / d for d in (stages or dvc_stages()).get(stage, []) if d.startswith("src/")]
-    return sorted(str(p.relative_to(ROOT)) for p in stage_files(stage)
-                  if not any(p == d or d in p.parents for d in deps))
+    return sorted(
+        str(p.relative_to(ROOT)) for p in stage_files(stage) if not any(p == d or d in p.parents for d in deps)
+    )
 
 
 def write() -> None:

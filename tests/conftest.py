@@ -35,8 +35,9 @@ def run_kedro(*args: str, cwd=PROJECT, timeout: float = 600, env: dict | None = 
     """``kedro run *args`` in a subprocess of this interpreter (output captured as text); ``env``:
     extra environment variables."""
     env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "kedro", "run", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", "run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")

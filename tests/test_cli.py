@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
 def test_misspelt_pipeline_name_is_one_line_with_the_valid_names(kedro):
     r = kedro("--env", "test", "--pipelines", "sampel")
     assert r.returncode == 2, r.stderr
@@ -24,17 +25,35 @@ def test_misspelt_section_is_one_line_with_the_valid_keys(kedro):
     assert "unknown top-level key 'smaple'" in r.stderr and {"sample", "data_root", "hookpoints"} <= set(keys)
 
 
-NOISE = ("Replacing dataset", "No typed parameter requirements found", "contain '.' characters", "Add type hints",
-         "Loading data from", "Saving data to", "Running node:", "MLflow database tables", "Kedro project autointerp")
+NOISE = (
+    "Replacing dataset",
+    "No typed parameter requirements found",
+    "contain '.' characters",
+    "Add type hints",
+    "Loading data from",
+    "Saving data to",
+    "Running node:",
+    "MLflow database tables",
+    "Kedro project autointerp",
+)
 
 
 def test_console_shows_nodes_and_the_log_file_the_chatter(kedro, tmp_path):
     log_file = tmp_path / "autointerp.log"
-    config = (ROOT / "conf" / "logging.yml").read_text().replace("filename: data/autointerp.log", f"filename: {log_file}")
+    config = (
+        (ROOT / "conf" / "logging.yml").read_text().replace("filename: data/autointerp.log", f"filename: {log_file}")
+    )
     assert str(log_file) in config
     (tmp_path / "logging.yml").write_text(config)
-    r = kedro("--env", "test", "--pipelines", "report", "--params", f"data_root={tmp_path / 'data'}",
-              env={"KEDRO_LOGGING_CONFIG": str(tmp_path / "logging.yml")})
+    r = kedro(
+        "--env",
+        "test",
+        "--pipelines",
+        "report",
+        "--params",
+        f"data_root={tmp_path / 'data'}",
+        env={"KEDRO_LOGGING_CONFIG": str(tmp_path / "logging.yml")},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     console = " ".join((r.stdout + r.stderr).split())  # rich wraps long lines
     assert "[1/1] make_report -> report_plots, report_site" in console and "Done: 1 node" in console
@@ -53,6 +72,8 @@ def test_the_gguf_dtype_notice_of_the_projects_default_is_dropped(caplog):
     logger = logging.getLogger("transformers.quantizers.quantizer_gguf")
     with caplog.at_level(logging.WARNING):
         for dtype in ("torch.bfloat16", "torch.float16"):
-            logger.warning(f"Loading a GGUF checkpoint with its weights packed is fastest in float32, and this one was "
-                           f"asked for in {dtype}. The kernels compute in float32.")
+            logger.warning(
+                f"Loading a GGUF checkpoint with its weights packed is fastest in float32, and this one was "
+                f"asked for in {dtype}. The kernels compute in float32."
+            )
     assert [r.getMessage().split("asked for in ")[1][:13] for r in caplog.records] == ["torch.float16"]

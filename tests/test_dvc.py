@@ -15,8 +15,9 @@ BIN = Path(sys.executable).parent
 
 
 def sh(*args, cwd, check=True, timeout=1500):
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", KEDRO_DISABLE_TELEMETRY="true",
-               HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", KEDRO_DISABLE_TELEMETRY="true", HF_HUB_OFFLINE="1"
+    )
     out = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and out.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -45,8 +46,16 @@ def project(tmp_path_factory):
 
 def test_dvc_repro_runs_the_chain_then_nothing(project):
     first = sh("dvc", "repro", "report@test", cwd=project)
-    for stage in ("corpus@test", "train_sae@test", "cache@test", "sample@test", "explain@test", "score@test",
-                  "similarity@test", "report@test"):
+    for stage in (
+        "corpus@test",
+        "train_sae@test",
+        "cache@test",
+        "sample@test",
+        "explain@test",
+        "score@test",
+        "similarity@test",
+        "report@test",
+    ):
         assert f"Running stage '{stage}'" in first.stdout, first.stdout[-2000:]
     root = project / "data" / "test"
     assert (root / "06_models" / "saes" / "layers.2" / "sae.safetensors").exists()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("dvc_deps", Path(__file__).resolve().parents[1] / "scripts" / "dvc_deps.py")
+_spec = importlib.util.spec_from_file_location(
+    "dvc_deps", Path(__file__).resolve().parents[1] / "scripts" / "dvc_deps.py"
+)
 dvc_deps = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(dvc_deps)
 
@@ -19,7 +21,9 @@ _spec.loader.exec_module(dvc_deps)
 def test_stage_code_deps_cover_its_imports(stage):
     assert stage in dvc_deps.dvc_stages(), f"dvc.yaml has no stage '{stage}'"
     missing = dvc_deps.missing(stage)
-    assert not missing, f"dvc.yaml stage '{stage}' misses code deps it imports: {missing} (python scripts/dvc_deps.py --write)"
+    assert not missing, (
+        f"dvc.yaml stage '{stage}' misses code deps it imports: {missing} (python scripts/dvc_deps.py --write)"
+    )
 
 
 def test_the_check_finds_a_missing_module():

@@ -107,6 +107,7 @@ def test_misspelt_section_is_refused_with_the_valid_keys(conf):
 
 # ---------------------------------------------------------------- the key reaches every LLM stage
 
+
 def _fake_server_class():
     """The loopback OpenAI-compatible server of the LLM tests (tests/llm/conftest.py)."""
     import importlib.util
@@ -128,12 +129,23 @@ def tiny_examples(hookpoint: str):
             for i in range(n_act + n_non):
                 kind = "activating" if i < n_act else "random"
                 acts = [float(2 + i) if (kind == "activating" and j == 1 + latent) else 0.0 for j in range(len(words))]
-                rows.append(dict(hookpoint=hookpoint, latent=latent, split=split, kind=kind,
-                                 quantile=i % 2 if kind == "activating" else -1, context=10 * latent + i,
-                                 start=0 if split == "train" else 1, token_ids=list(range(len(words))),
-                                 tokens=[w if j == 0 else " " + w for j, w in enumerate(words)], activations=acts,
-                                 max_activation=max(acts), marked=1 + latent if kind == "activating" else -1,
-                                 example_id=f"{hookpoint}/{latent}/{split}{i}"))
+                rows.append(
+                    dict(
+                        hookpoint=hookpoint,
+                        latent=latent,
+                        split=split,
+                        kind=kind,
+                        quantile=i % 2 if kind == "activating" else -1,
+                        context=10 * latent + i,
+                        start=0 if split == "train" else 1,
+                        token_ids=list(range(len(words))),
+                        tokens=[w if j == 0 else " " + w for j, w in enumerate(words)],
+                        activations=acts,
+                        max_activation=max(acts),
+                        marked=1 + latent if kind == "activating" else -1,
+                        example_id=f"{hookpoint}/{latent}/{split}{i}",
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -148,12 +160,25 @@ def test_key_only_in_credentials_reaches_explain_score_and_cross_scoring(conf, t
     write(conf / "local" / "credentials.yml", {"llm": {"api_key": "sk-only-in-credentials"}})
     context(conf, env="test")  # the key is in conf/local; the run environment is test
     with _fake_server_class()() as srv:
-        llm = {"backend": "openai", "base_url": srv.url, "model": "fake-model", "api_key_env": "AUTOINTERP_UNSET_KEY",
-               "cache_dir": None, "max_retries": 0, "timeout": 20.0}
+        llm = {
+            "backend": "openai",
+            "base_url": srv.url,
+            "model": "fake-model",
+            "api_key_env": "AUTOINTERP_UNSET_KEY",
+            "cache_dir": None,
+            "max_retries": 0,
+            "timeout": 20.0,
+        }
         ex_a, ex_b = tiny_examples("layers.2"), tiny_examples("layers.3")
 
-        job = explain_latents(examples=ex_a, latents=None, corpus_tokens=None, llm=llm,
-                              explain={"explainers": ["default"], "progress": False}, hookpoint="layers.2")
+        job = explain_latents(
+            examples=ex_a,
+            latents=None,
+            corpus_tokens=None,
+            llm=llm,
+            explain={"explainers": ["default"], "progress": False},
+            hookpoint="layers.2",
+        )
         job.run(tmp_path / "explain")
         assert srv.auth == {"Bearer sk-only-in-credentials"} and srv.total > 0
         explanations = pd.read_json(tmp_path / "explain" / "explanations.jsonl", lines=True)
@@ -161,8 +186,13 @@ def test_key_only_in_credentials_reaches_explain_score_and_cross_scoring(conf, t
 
         srv.auth.clear()
         srv.counts.clear()
-        score = {"scorers": ["detection"], "n_activating": 2, "n_non_activating": 2, "control": False,
-                 "detection": {"mode": "logprob"}}
+        score = {
+            "scorers": ["detection"],
+            "n_activating": 2,
+            "n_non_activating": 2,
+            "control": False,
+            "detection": {"mode": "logprob"},
+        }
         score_latents(ex_a, explanations, score, llm, hookpoint="layers.2").run(tmp_path / "score")
         assert srv.auth == {"Bearer sk-only-in-credentials"} and srv.total > 0
 

@@ -33,16 +33,16 @@ def parse_config(cls: type[T], data: Any, where: str) -> T:
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys for {cls.__name__}, got {type(data).__name__} {data!r}.")
+        raise ConfigError(
+            f"{where}: expected a mapping of keys for {cls.__name__}, got {type(data).__name__} {data!r}."
+        )
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
     if unknown:
         k = unknown[0]
         close = difflib.get_close_matches(str(k), list(fields), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(
-            f"{where}: unknown key '{k}'.{hint} Valid keys: {', '.join(sorted(fields))}."
-        )
+        raise ConfigError(f"{where}: unknown key '{k}'.{hint} Valid keys: {', '.join(sorted(fields))}.")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():

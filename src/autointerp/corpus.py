@@ -36,14 +36,18 @@ class CorpusSource:
 
     def validate(self, where: str) -> None:
         if self.kind not in SOURCE_KINDS:
-            raise ConfigError(f"{where}.kind: unknown corpus source '{self.kind}'. Use one of {', '.join(SOURCE_KINDS)}.")
+            raise ConfigError(
+                f"{where}.kind: unknown corpus source '{self.kind}'. Use one of {', '.join(SOURCE_KINDS)}."
+            )
         if self.kind in ("text_files", "jsonl") and not self.path:
             raise ConfigError(f"{where}.path: a {self.kind} source needs a path (a glob for text_files).")
 
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    sources: list[CorpusSource] = field(default_factory=lambda: [CorpusSource("shakespeare"), CorpusSource("python_docs")])
+    sources: list[CorpusSource] = field(
+        default_factory=lambda: [CorpusSource("shakespeare"), CorpusSource("python_docs")]
+    )
     ctx_len: int = 256
     n_tokens: int = 200_000
     seed: int = 0
@@ -53,7 +57,9 @@ class CorpusConfig:
         if self.ctx_len < 8:
             raise ConfigError(f"{where}.ctx_len must be at least 8, got {self.ctx_len}.")
         if self.n_tokens < self.ctx_len:
-            raise ConfigError(f"{where}.n_tokens ({self.n_tokens}) is smaller than one context (ctx_len={self.ctx_len}).")
+            raise ConfigError(
+                f"{where}.n_tokens ({self.n_tokens}) is smaller than one context (ctx_len={self.ctx_len})."
+            )
         if not self.sources:
             raise ConfigError(f"{where}.sources is empty: name at least one corpus source.")
 
@@ -106,7 +112,9 @@ def load_documents(source: CorpusSource) -> list[str]:
     elif source.kind == "text_files":
         files = sorted(glob.glob(source.path, recursive=True))
         if not files:
-            raise AutointerpError(f"corpus source text_files: no file matches '{source.path}'. Fix corpus.sources[].path.")
+            raise AutointerpError(
+                f"corpus source text_files: no file matches '{source.path}'. Fix corpus.sources[].path."
+            )
         docs = [Path(f).read_text(encoding="utf-8", errors="replace") for f in files]
     else:
         p = Path(source.path)
@@ -150,5 +158,11 @@ def tokenize_corpus(cfg: CorpusConfig, tokenizer) -> np.ndarray:
     arr = arr[order]
     if bos is not None:
         arr = np.concatenate([np.full((n_ctx, 1), bos, dtype=np.int32), arr], axis=1)
-    log.info("corpus: %d documents, %s tokens available, %d contexts of %d taken", len(docs), f"{len(stream):,}", n_ctx, cfg.ctx_len)
+    log.info(
+        "corpus: %d documents, %s tokens available, %d contexts of %d taken",
+        len(docs),
+        f"{len(stream):,}",
+        n_ctx,
+        cfg.ctx_len,
+    )
     return arr

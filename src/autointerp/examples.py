@@ -21,16 +21,39 @@ import pyarrow as pa
 
 from .errors import AutointerpError
 
-EXAMPLE_COLUMNS = ["hookpoint", "latent", "split", "kind", "quantile", "context", "start", "token_ids",
-                   "tokens", "activations", "max_activation", "marked", "example_id"]
+EXAMPLE_COLUMNS = [
+    "hookpoint",
+    "latent",
+    "split",
+    "kind",
+    "quantile",
+    "context",
+    "start",
+    "token_ids",
+    "tokens",
+    "activations",
+    "max_activation",
+    "marked",
+    "example_id",
+]
 
-EXAMPLE_SCHEMA = pa.schema([
-    ("hookpoint", pa.string()), ("latent", pa.int64()), ("split", pa.string()), ("kind", pa.string()),
-    ("quantile", pa.int64()), ("context", pa.int64()), ("start", pa.int64()),
-    ("token_ids", pa.list_(pa.int64())), ("tokens", pa.list_(pa.string())),
-    ("activations", pa.list_(pa.float32())), ("max_activation", pa.float32()), ("marked", pa.int64()),
-    ("example_id", pa.string()),
-])
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        ("hookpoint", pa.string()),
+        ("latent", pa.int64()),
+        ("split", pa.string()),
+        ("kind", pa.string()),
+        ("quantile", pa.int64()),
+        ("context", pa.int64()),
+        ("start", pa.int64()),
+        ("token_ids", pa.list_(pa.int64())),
+        ("tokens", pa.list_(pa.string())),
+        ("activations", pa.list_(pa.float32())),
+        ("max_activation", pa.float32()),
+        ("marked", pa.int64()),
+        ("example_id", pa.string()),
+    ]
+)
 
 LIST_COLUMNS = ("token_ids", "tokens", "activations")
 
@@ -102,13 +125,52 @@ class TokenStrings:
 # SentencePiece and Gemma), Mistral's upper-case bracket names, and any ``extra`` strings
 # (e.g. a tokenizer's ``all_special_tokens``).
 _ANGLE_NAMES = (
-    "s", "/s", "unk", "pad", "bos", "eos", "mask", "cls", "sep", "start_of_turn", "end_of_turn",
-    "start_of_image", "end_of_image", "endoftext", "repo_name", "reponame", "file_sep", "filename", "gh_stars",
-    "issue_start", "issue_comment", "issue_closed", "jupyter_start", "jupyter_text", "jupyter_code",
-    "jupyter_output", "jupyter_script", "empty_output", "commit_before", "commit_msg", "commit_after",
+    "s",
+    "/s",
+    "unk",
+    "pad",
+    "bos",
+    "eos",
+    "mask",
+    "cls",
+    "sep",
+    "start_of_turn",
+    "end_of_turn",
+    "start_of_image",
+    "end_of_image",
+    "endoftext",
+    "repo_name",
+    "reponame",
+    "file_sep",
+    "filename",
+    "gh_stars",
+    "issue_start",
+    "issue_comment",
+    "issue_closed",
+    "jupyter_start",
+    "jupyter_text",
+    "jupyter_code",
+    "jupyter_output",
+    "jupyter_script",
+    "empty_output",
+    "commit_before",
+    "commit_msg",
+    "commit_after",
 )
-_BRACKET_NAMES = ("INST", "/INST", "SYSTEM_PROMPT", "/SYSTEM_PROMPT", "TOOL_CALLS", "AVAILABLE_TOOLS",
-                  "/AVAILABLE_TOOLS", "TOOL_RESULTS", "/TOOL_RESULTS", "IMG", "IMG_BREAK", "IMG_END")
+_BRACKET_NAMES = (
+    "INST",
+    "/INST",
+    "SYSTEM_PROMPT",
+    "/SYSTEM_PROMPT",
+    "TOOL_CALLS",
+    "AVAILABLE_TOOLS",
+    "/AVAILABLE_TOOLS",
+    "TOOL_RESULTS",
+    "/TOOL_RESULTS",
+    "IMG",
+    "IMG_BREAK",
+    "IMG_END",
+)
 _CONTROL = re.compile(
     r"<\|[^<>|\s]{1,64}\|>"
     r"|<(?:" + "|".join(re.escape(n) for n in _ANGLE_NAMES) + r")>"

@@ -62,9 +62,13 @@ def _read_credentials(loader) -> dict:
         creds = {}
     if (loader.env or loader.default_run_env) != LOCAL:
         try:
-            local = loader.load_and_merge_dir_config(f"{loader.conf_source}/{LOCAL}",
-                                                     loader.config_patterns["credentials"], "credentials", set(),
-                                                     read_environment_variables=True)
+            local = loader.load_and_merge_dir_config(
+                f"{loader.conf_source}/{LOCAL}",
+                loader.config_patterns["credentials"],
+                "credentials",
+                set(),
+                read_environment_variables=True,
+            )
         except MissingConfigException:
             local = {}
         creds = {**local, **creds}
@@ -83,9 +87,13 @@ def context_from_loader(loader) -> RunContext:
         data_root = params.get("data_root") or loader["globals"].get("data_root")
     except (KeyError, MissingConfigException):
         data_root = params.get("data_root")
-    return RunContext(params=params, env=loader.env or loader.default_run_env or LOCAL,
-                      conf_source=str(loader.conf_source), credentials=_read_credentials(loader),
-                      data_root=None if data_root is None else str(data_root))
+    return RunContext(
+        params=params,
+        env=loader.env or loader.default_run_env or LOCAL,
+        conf_source=str(loader.conf_source),
+        credentials=_read_credentials(loader),
+        data_root=None if data_root is None else str(data_root),
+    )
 
 
 def _outside_run() -> RunContext:
@@ -97,8 +105,9 @@ def _outside_run() -> RunContext:
     conf = Path(root or ".") / settings.CONF_SOURCE
     if root is None or not conf.is_dir():
         return RunContext(params={}, env=os.environ.get("KEDRO_ENV") or LOCAL, conf_source=str(conf))
-    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(conf), env=os.environ.get("KEDRO_ENV"),
-                                          **settings.CONFIG_LOADER_ARGS)
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(conf), env=os.environ.get("KEDRO_ENV"), **settings.CONFIG_LOADER_ARGS
+    )
     return context_from_loader(loader)
 
 
@@ -131,8 +140,9 @@ def known_sections(loader) -> set[str] | None:
 
     runtime, loader.runtime_params = loader.runtime_params, {}  # the files' keys, not --params'
     try:
-        base = loader.load_and_merge_dir_config(f"{loader.conf_source}/{loader.base_env}",
-                                                loader.config_patterns["parameters"], "parameters", set())
+        base = loader.load_and_merge_dir_config(
+            f"{loader.conf_source}/{loader.base_env}", loader.config_patterns["parameters"], "parameters", set()
+        )
     except MissingConfigException:
         return None
     finally:
@@ -149,8 +159,9 @@ def check_sections(params: dict, known: set[str] | None, env: str) -> None:
     close = difflib.get_close_matches(key, sorted(known), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     where = "conf/base" if env == "base" else f"conf/{env} or --params"
-    raise ConfigError(f"parameters: unknown top-level key '{key}' (in {where}).{hint} "
-                      f"Valid keys: {', '.join(sorted(known))}.")
+    raise ConfigError(
+        f"parameters: unknown top-level key '{key}' (in {where}).{hint} Valid keys: {', '.join(sorted(known))}."
+    )
 
 
 class ProjectHooks:
@@ -195,9 +206,14 @@ class ProjectHooks:
         seconds = time.perf_counter() - progress[2]
         where = run_context().data_root
         files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-        log.info("Done: %d node%s in %.0f s%s%s", progress[0], "s" * (progress[0] != 1), seconds,
-                 f"; outputs under {where}/" if where else "",
-                 f"; details in {os.path.relpath(files[0])}" if files else "")
+        log.info(
+            "Done: %d node%s in %.0f s%s%s",
+            progress[0],
+            "s" * (progress[0] != 1),
+            seconds,
+            f"; outputs under {where}/" if where else "",
+            f"; details in {os.path.relpath(files[0])}" if files else "",
+        )
 
     def _tag_mlflow_run(self) -> None:
         # kedro-mlflow has opened the run by the first node: tag it once with what ran.
@@ -213,10 +229,12 @@ class ProjectHooks:
         rp: dict[str, Any] = getattr(self, "_run_params", {}) or {}
         ctx = run_context()
         params = ctx.params
-        mlflow.set_tags({
-            "autointerp.pipelines": ",".join(rp.get("pipeline_names") or []) or "__default__",
-            "autointerp.env": ctx.env,
-            "autointerp.hookpoints": ",".join((params.get("hookpoints") or {}).keys()),
-            "autointerp.model": str((params.get("model") or {}).get("name_or_path")),
-            "autointerp.llm": str((params.get("llm") or {}).get("model")),
-        })
+        mlflow.set_tags(
+            {
+                "autointerp.pipelines": ",".join(rp.get("pipeline_names") or []) or "__default__",
+                "autointerp.env": ctx.env,
+                "autointerp.hookpoints": ",".join((params.get("hookpoints") or {}).keys()),
+                "autointerp.model": str((params.get("model") or {}).get("name_or_path")),
+                "autointerp.llm": str((params.get("llm") or {}).get("model")),
+            }
+        )

@@ -33,6 +33,7 @@ META = "meta.json"
 
 # ---------------------------------------------------------------- fingerprints
 
+
 def digest(obj: Any) -> str:
     """16 hex digits of sha1 over ``obj`` as canonical JSON (sorted keys)."""
     blob = json.dumps(obj, sort_keys=True, default=str)
@@ -61,6 +62,7 @@ def file_digest(path: str | Path | None) -> str:
 
 
 # ---------------------------------------------------------------- atomic writes
+
 
 def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
@@ -97,6 +99,7 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Non
 
 # ---------------------------------------------------------------- meta.json
 
+
 def read_meta(root: str | Path) -> dict | None:
     """The folder's ``meta.json``, or ``None`` when there is none (or it is unreadable)."""
     p = Path(root) / META
@@ -121,6 +124,7 @@ def is_complete(root: str | Path, fingerprint: str | None = None) -> bool:
 
 
 # ---------------------------------------------------------------- JSON lines
+
 
 def read_jsonl(path: str | Path, repair: bool = False) -> list[dict]:
     """Rows of a JSON-lines file up to its first line that does not parse (a torn tail);

@@ -12,5 +12,7 @@ CTX_LEN, N_TOKENS, PLAYS = 64, 32768, 4
 def calibration_corpus(model_and_tokenizer):
     from autointerp.corpus import CorpusConfig, CorpusSource, tokenize_corpus
 
-    cfg = CorpusConfig(sources=[CorpusSource("shakespeare", max_documents=PLAYS)], ctx_len=CTX_LEN, n_tokens=N_TOKENS, seed=0)
+    cfg = CorpusConfig(
+        sources=[CorpusSource("shakespeare", max_documents=PLAYS)], ctx_len=CTX_LEN, n_tokens=N_TOKENS, seed=0
+    )
     return tokenize_corpus(cfg, model_and_tokenizer[1])

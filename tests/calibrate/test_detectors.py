@@ -60,8 +60,9 @@ def test_words_are_frequent_content_words_and_reproducible(detectors, model_and_
 
 def test_the_dictionary_reads_back_and_separates_the_whole_vocabulary(detectors, model_and_tokenizer):
     words, E, folder = detectors
-    coder = load_dictionary(DictionaryConfig(format="saelens", path=str(folder)), CALIBRATION_HOOKPOINT,
-                            model_and_tokenizer[0])
+    coder = load_dictionary(
+        DictionaryConfig(format="saelens", path=str(folder)), CALIBRATION_HOOKPOINT, model_and_tokenizer[0]
+    )
     assert coder.num_latents == 4 and coder.reads == (CALIBRATION_HOOKPOINT, "output")
     assert (words["status"] == "ok").all() and (words["margin"] > 0).all()
     with torch.no_grad():
@@ -73,8 +74,14 @@ def test_the_dictionary_reads_back_and_separates_the_whole_vocabulary(detectors,
 
 def test_cached_latents_fire_exactly_on_their_token(detectors, calibration_corpus, tmp_path):
     words, _, folder = detectors
-    job = CacheJob(hookpoint=CALIBRATION_HOOKPOINT, tokens=calibration_corpus, model=ModelConfig(),
-                   dictionary=DictionaryConfig(format="saelens", path=str(folder)), cache=CacheConfig(), progress=False)
+    job = CacheJob(
+        hookpoint=CALIBRATION_HOOKPOINT,
+        tokens=calibration_corpus,
+        model=ModelConfig(),
+        dictionary=DictionaryConfig(format="saelens", path=str(folder)),
+        cache=CacheConfig(),
+        progress=False,
+    )
     job.run(tmp_path / "cache")
     checked = exactness(words, LatentCache(tmp_path / "cache"), calibration_corpus)
     assert checked["exact"].all() and (checked["status"] == "ok").all()

@@ -16,9 +16,17 @@ from autointerp.calibration import INFORMATIVE
 from .conftest import N_TOKENS, PLAYS
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = {"corpus": {"n_tokens": N_TOKENS, "sources": [{"kind": "shakespeare", "max_documents": PLAYS}]},
-          "calibrate": {"n_words": 4, "n_train": 5, "n_test": 5, "n_non_activating": 5, "candidates": 24,
-                        "scorers": ["embedding"]}}
+PARAMS = {
+    "corpus": {"n_tokens": N_TOKENS, "sources": [{"kind": "shakespeare", "max_documents": PLAYS}]},
+    "calibrate": {
+        "n_words": 4,
+        "n_train": 5,
+        "n_test": 5,
+        "n_non_activating": 5,
+        "candidates": 24,
+        "scorers": ["embedding"],
+    },
+}
 
 
 @pytest.fixture(scope="module")

@@ -104,15 +104,37 @@ class FakeServer:
             msg = {"role": "assistant", "content": f"Thinking.\nExplanation: words like {text.split()[-1]}"}
             choice = {"index": 0, "message": msg, "finish_reason": "stop", "logprobs": None}
             if body.get("logprobs") and self.logprobs:
-                top = [{"token": "Yes", "logprob": -0.2, "bytes": None}, {"token": " No", "logprob": -1.8, "bytes": None}]
-                choice["logprobs"] = {"content": [{"token": "Yes", "logprob": -0.2, "bytes": None, "top_logprobs": top}]}
-            return h._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": self.model,
-                                 "choices": [choice], "usage": usage})
+                top = [
+                    {"token": "Yes", "logprob": -0.2, "bytes": None},
+                    {"token": " No", "logprob": -1.8, "bytes": None},
+                ]
+                choice["logprobs"] = {
+                    "content": [{"token": "Yes", "logprob": -0.2, "bytes": None, "top_logprobs": top}]
+                }
+            return h._send(
+                200,
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": self.model,
+                    "choices": [choice],
+                    "usage": usage,
+                },
+            )
         # completions with echo: whitespace "tokens" with offsets and made-up log-probabilities
         if not self.logprobs:
-            return h._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": self.model,
-                                 "choices": [{"index": 0, "text": text + " x", "finish_reason": "length",
-                                              "logprobs": None}], "usage": usage})
+            return h._send(
+                200,
+                {
+                    "id": "x",
+                    "object": "text_completion",
+                    "created": 0,
+                    "model": self.model,
+                    "choices": [{"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": None}],
+                    "usage": usage,
+                },
+            )
         return h._send(200, echo_body(self.model, text))
 
 

@@ -55,13 +55,24 @@ def request_text(path: str, body: dict) -> str:
 
 def chat_body(model: str, text: str, body: dict) -> dict:
     usage = {"prompt_tokens": max(1, len(text) // 4), "completion_tokens": 1, "total_tokens": 0}
-    choice = {"index": 0, "finish_reason": "stop", "logprobs": None,
-              "message": {"role": "assistant", "content": answer_text(text)}}
+    choice = {
+        "index": 0,
+        "finish_reason": "stop",
+        "logprobs": None,
+        "message": {"role": "assistant", "content": answer_text(text)},
+    }
     if body.get("logprobs"):
         p = yes_probability(text)
         # Realistic spread over spellings: most mass on "Yes"/" No", some on lower-case and spaced forms.
-        alts = [("Yes", 0.7 * p), (" No", 0.6 * (1 - p)), ("No", 0.3 * (1 - p)), (" Yes", 0.2 * p),
-                ("yes", 0.1 * p), ("no", 0.1 * (1 - p)), ("The", 0.001)]
+        alts = [
+            ("Yes", 0.7 * p),
+            (" No", 0.6 * (1 - p)),
+            ("No", 0.3 * (1 - p)),
+            (" Yes", 0.2 * p),
+            ("yes", 0.1 * p),
+            ("no", 0.1 * (1 - p)),
+            ("The", 0.001),
+        ]
         alts.sort(key=lambda a: -a[1])
         k = int(body.get("top_logprobs") or 0)
         top = [{"token": t, "logprob": math.log(q), "bytes": list(t.encode())} for t, q in alts[:k]]
@@ -69,8 +80,14 @@ def chat_body(model: str, text: str, body: dict) -> dict:
         choice["message"]["content"] = first["token"]
         choice["logprobs"] = {"content": [{**first, "top_logprobs": top}], "refusal": None}
         usage["completion_tokens"] = 1
-    return {"id": "chatcmpl-loopback", "object": "chat.completion", "created": 0, "model": model,
-            "choices": [choice], "usage": usage}
+    return {
+        "id": "chatcmpl-loopback",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [choice],
+        "usage": usage,
+    }
 
 
 def echo_body(model: str, text: str) -> dict:
@@ -86,17 +103,29 @@ def echo_body(model: str, text: str) -> dict:
     offs.append(pos)
     lps.append(-1.0)
     lp = {"tokens": toks, "token_logprobs": lps, "text_offset": offs, "top_logprobs": None}
-    return {"id": "cmpl-loopback", "object": "text_completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": lp}],
-            "usage": {"prompt_tokens": len(toks), "completion_tokens": 1, "total_tokens": len(toks) + 1}}
+    return {
+        "id": "cmpl-loopback",
+        "object": "text_completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": lp}],
+        "usage": {"prompt_tokens": len(toks), "completion_tokens": 1, "total_tokens": len(toks) + 1},
+    }
 
 
 class LoopbackServer:
     """``rates``: {fault: probability} for the faults in FAULTS; ``hold``: seconds a "timeout"
     request is held (longer than the client's timeout); ``delay``: seconds before every answer."""
 
-    def __init__(self, model: str = "fake-model", rates: dict[str, float] | None = None, seed: int = 0,
-                 hold: float = 1.0, delay: float = 0.0, port: int = 0):
+    def __init__(
+        self,
+        model: str = "fake-model",
+        rates: dict[str, float] | None = None,
+        seed: int = 0,
+        hold: float = 1.0,
+        delay: float = 0.0,
+        port: int = 0,
+    ):
         self.model, self.rates, self.seed, self.hold, self.delay = model, dict(rates or {}), seed, hold, delay
         unknown = set(self.rates) - set(FAULTS)
         if unknown:
@@ -168,8 +197,11 @@ class LoopbackServer:
                     self.outcomes["ok" if status == 200 else str(status)] += 1
                     if status == 200:
                         self.ok_texts[text] += 1
-                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
-                             f"\r\n{extra}\r\n".encode() + payload)
+                writer.write(
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
+                    f"\r\n{extra}\r\n".encode()
+                    + payload
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError, ValueError):
             pass

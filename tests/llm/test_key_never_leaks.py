@@ -18,17 +18,39 @@ def _examples():
     rows = []
     for latent, text in ((0, "ok"), (1, "500"), (2, "garbage")):
         acts = [0, 4.0, 0, 0, 0, 1.0]
-        rows.append(dict(hookpoint="layers.2", latent=latent, split="train", kind="activating", quantile=0,
-                         context=0, start=0, token_ids=list(range(6)), tokens=toks + [f" {text}"],
-                         activations=acts + [0.0], max_activation=4.0, marked=1, example_id=str(latent)))
+        rows.append(
+            dict(
+                hookpoint="layers.2",
+                latent=latent,
+                split="train",
+                kind="activating",
+                quantile=0,
+                context=0,
+                start=0,
+                token_ids=list(range(6)),
+                tokens=toks + [f" {text}"],
+                activations=acts + [0.0],
+                max_activation=4.0,
+                marked=1,
+                example_id=str(latent),
+            )
+        )
     return pd.DataFrame(rows)
 
 
 def test_key_never_leaks(tmp_path, monkeypatch, caplog, fake_server):
     srv = fake_server()
     monkeypatch.setenv("MY_LLM_KEY", KEY)
-    llm = {"backend": "openai", "model": "fake-model", "base_url": srv.url, "api_key_env": "MY_LLM_KEY",
-           "max_retries": 1, "backoff": 0.01, "timeout": 2.0, "cache_dir": str(tmp_path / "cache")}
+    llm = {
+        "backend": "openai",
+        "model": "fake-model",
+        "base_url": srv.url,
+        "api_key_env": "MY_LLM_KEY",
+        "max_retries": 1,
+        "backoff": 0.01,
+        "timeout": 2.0,
+        "cache_dir": str(tmp_path / "cache"),
+    }
     explain = {"explainers": ["default"], "n_examples": 3, "progress": False}
     caplog.set_level(logging.DEBUG)
     job = nodes.explain_latents(_examples(), None, None, llm, explain, hookpoint="layers.2")

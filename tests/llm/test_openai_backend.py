@@ -12,8 +12,16 @@ from autointerp.errors import AutointerpError, ConfigError
 from autointerp.llm import LLMConfig, make_client
 from autointerp.llm.openai_compat import LogprobsUnsupported
 
-FAST = dict(backend="openai", model="fake-model", api_key_env="AUTOINTERP_TEST_KEY", max_retries=2, timeout=0.5,
-            backoff=0.01, backoff_max=0.05, max_concurrency=4)
+FAST = dict(
+    backend="openai",
+    model="fake-model",
+    api_key_env="AUTOINTERP_TEST_KEY",
+    max_retries=2,
+    timeout=0.5,
+    backoff=0.01,
+    backoff_max=0.05,
+    max_concurrency=4,
+)
 
 
 def chat(text):
@@ -28,8 +36,12 @@ def key(monkeypatch):
 
 def test_retries_failures_and_cache(tmp_path, key, fake_server):
     srv = fake_server(slow_seconds=2.0)
-    cfg = LLMConfig(**FAST, base_url=srv.url, cache_dir=str(tmp_path / "cache"),
-                    prices={"fake-model": {"prompt": 1.0, "completion": 2.0}})
+    cfg = LLMConfig(
+        **FAST,
+        base_url=srv.url,
+        cache_dir=str(tmp_path / "cache"),
+        prices={"fake-model": {"prompt": 1.0, "completion": 2.0}},
+    )
     client = make_client(cfg)
     prompts = ["hello ok", "please 429once", "always 500", "very slow", "pure garbage"]
     t0 = time.perf_counter()

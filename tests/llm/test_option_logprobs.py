@@ -43,8 +43,11 @@ def test_recorded_response_sums_spellings():
 
 def test_recorded_response_through_the_client(fake_server, tmp_path):
     srv = fake_server(recorded=RECORDED)
-    client = make_client(LLMConfig(backend="openai", model="fake-model", base_url=srv.url, api_key_env=None,
-                                   cache_dir=str(tmp_path / "cache")))
+    client = make_client(
+        LLMConfig(
+            backend="openai", model="fake-model", base_url=srv.url, api_key_env=None, cache_dir=str(tmp_path / "cache")
+        )
+    )
     (lp,) = client.option_logprobs([[{"role": "user", "content": "Is it?"}]], options=["Yes", "No"])
     assert lp.error is None and lp.prompt_tokens == 93
     assert math.exp(lp["Yes"]) == pytest.approx(P_YES, rel=1e-4)

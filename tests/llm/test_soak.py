@@ -26,8 +26,16 @@ from loopback import LoopbackServer, answer_text, yes_probability
 from autointerp.llm import LLMConfig, make_client
 
 RATES = {"429": 0.06, "500": 0.05, "timeout": 0.02, "drop": 0.05}
-SOAK = dict(backend="openai", model="fake-model", api_key_env=None, max_concurrency=32, max_retries=3, timeout=1.0,
-            backoff=0.002, backoff_max=0.02)
+SOAK = dict(
+    backend="openai",
+    model="fake-model",
+    api_key_env=None,
+    max_concurrency=32,
+    max_retries=3,
+    timeout=1.0,
+    backoff=0.002,
+    backoff_max=0.02,
+)
 
 
 def chat(text):
@@ -73,8 +81,10 @@ def test_soak_faults_counted_nothing_lost(tmp_path):
     assert injected == u.retries + failed > 100  # every injected fault is a retry or a counted failure
     assert 0 < failed < 40  # a few items ran out of retries (deterministic for this seed)
     assert wall < 60
-    print(f"\nsoak: {srv.received} requests, {injected} faults injected ({dict(srv.outcomes)}), "
-          f"{u.retries} retries, {failed} failed items, {wall:.1f} s wall")
+    print(
+        f"\nsoak: {srv.received} requests, {injected} faults injected ({dict(srv.outcomes)}), "
+        f"{u.retries} retries, {failed} failed items, {wall:.1f} s wall"
+    )
 
 
 CLIENT = textwrap.dedent("""
@@ -95,8 +105,12 @@ def test_cache_consistent_after_sigkill(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     with LoopbackServer(delay=0.03) as srv:
-        proc = subprocess.Popen([sys.executable, "-c", CLIENT, srv.url, str(cache), str(n)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CLIENT, srv.url, str(cache), str(n)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 90
         while srv.outcomes["ok"] < n // 3 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.002)
@@ -124,5 +138,7 @@ def test_cache_consistent_after_sigkill(tmp_path):
         assert srv.received - before == n - len(cached)
         assert all(srv.ok_texts[t] == answered_before.get(t, 0) for t in cached)  # cached ones: not asked again
         assert [g.text for g in again] == [answer_text(t) for t in texts]
-    print(f"\nkill: {len(answered_before)} answered before SIGKILL, {len(values)} in the cache, "
-          f"{n - len(cached)} asked again")
+    print(
+        f"\nkill: {len(answered_before)} answered before SIGKILL, {len(values)} in the cache, "
+        f"{n - len(cached)} asked again"
+    )

@@ -19,8 +19,9 @@ def test_notebook_executes_on_a_test_run(report_run, monkeypatch):
     monkeypatch.setenv("AUTOINTERP_LATENT", "7")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", report_run["tracking_uri"])
     nb = nbformat.read(PROJECT / "notebooks" / "explore_latent.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(PROJECT / "notebooks")}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(PROJECT / "notebooks")}}
+    ).execute()
     outputs = json.dumps([o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])])
     assert '"output_type": "error"' not in outputs
     assert "latent: 7" in outputs

@@ -26,8 +26,14 @@ def browser():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1400,1000", "--allow-file-access-from-files"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--allow-file-access-from-files",
+    ):
         opts.add_argument(a)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     yield driver
@@ -42,26 +48,36 @@ def open_page(browser, path):
 def column(browser, index: int) -> list[str]:
     return browser.execute_script(
         "var i = arguments[0]; return Array.prototype.map.call(document.querySelectorAll('#latents tbody tr'),"
-        " function(r){return r.cells[i].getAttribute('data-v');});", index)
+        " function(r){return r.cells[i].getAttribute('data-v');});",
+        index,
+    )
 
 
 def header_index(browser, text: str) -> int:
-    heads = browser.execute_script("return Array.prototype.map.call(document.querySelectorAll('#latents th'), function(h){return h.textContent;});")
+    heads = browser.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('#latents th'), function(h){return h.textContent;});"
+    )
     return heads.index(text)
 
 
 def test_index_lists_every_latent(report_run, browser):
     b = open_page(browser, report_run["site"] / "index.html")
-    rows = b.execute_script("return Array.prototype.map.call(document.querySelectorAll('#latents tbody tr'),"
-                            " function(r){return [r.cells[0].textContent, r.cells[1].textContent];});")
+    rows = b.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('#latents tbody tr'),"
+        " function(r){return [r.cells[0].textContent, r.cells[1].textContent];});"
+    )
     want = sorted((h, str(lat)) for h in HOOKPOINTS for lat in LATENTS[h])
     assert sorted(map(tuple, rows)) == want
     # every row links to a page that exists
-    hrefs = b.execute_script("return Array.prototype.map.call(document.querySelectorAll('#latents tbody a'), function(a){return a.getAttribute('href');});")
+    hrefs = b.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('#latents tbody a'), function(a){return a.getAttribute('href');});"
+    )
     assert len(hrefs) == len(want)
     assert all((report_run["site"] / h).exists() for h in hrefs)
     # scores and real-minus-control columns for each scorer
-    heads = b.execute_script("return Array.prototype.map.call(document.querySelectorAll('#latents th'), function(h){return h.textContent;});")
+    heads = b.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('#latents th'), function(h){return h.textContent;});"
+    )
     # both explainers side by side; an old run's metrics (no explainer column) read as `default`
     assert "detection balanced_accuracy [default] ⚠" in heads and "fuzzing auroc [tokens] − control" in heads
     assert "explanation (default)" in heads and "explanation (tokens)" in heads
@@ -87,7 +103,9 @@ def test_filter_box(report_run, browser):
     b = open_page(browser, report_run["site"] / "index.html")
     box = b.find_element("id", "filter")
     box.send_keys("speech #2")
-    visible = b.execute_script("return Array.prototype.filter.call(document.querySelectorAll('#latents tbody tr'), function(r){return r.style.display !== 'none';}).map(function(r){return r.textContent;});")
+    visible = b.execute_script(
+        "return Array.prototype.filter.call(document.querySelectorAll('#latents tbody tr'), function(r){return r.style.display !== 'none';}).map(function(r){return r.textContent;});"
+    )
     assert visible and all("speech #2" in v for v in visible)
     assert len(visible) < sum(len(v) for v in LATENTS.values())
     assert b.find_element("id", "shown").text == str(len(visible))
@@ -97,7 +115,8 @@ def test_latent_page_highlights_tokens(report_run, browser, fixture_tables):
     b = open_page(browser, report_run["site"] / "latents" / "layers_2" / "11.html")
     spans = b.execute_script(
         "return Array.prototype.map.call(document.querySelectorAll('.examples.activating .tok.on'),"
-        " function(s){return [parseFloat(s.getAttribute('title')), getComputedStyle(s).backgroundColor];});")
+        " function(s){return [parseFloat(s.getAttribute('title')), getComputedStyle(s).backgroundColor];});"
+    )
     assert spans, "no highlighted tokens"
 
     def alpha(color):
@@ -145,12 +164,18 @@ def test_plots_are_written_linked_and_logged(report_run, browser):
     import mlflow
 
     plots = sorted(p.name for p in report_run["plots"].glob("*.png"))
-    for name in ("firing_frequency.png", "real_vs_control.png", "scorer_correlation.png",
-                 "score_distributions_balanced_accuracy.png"):
+    for name in (
+        "firing_frequency.png",
+        "real_vs_control.png",
+        "scorer_correlation.png",
+        "score_distributions_balanced_accuracy.png",
+    ):
         assert name in plots
     assert any(p.startswith("similarity_") for p in plots)
     b = open_page(browser, report_run["site"] / "index.html")
-    links = b.execute_script("return Array.prototype.map.call(document.querySelectorAll('#plots a'), function(a){return a.href;});")
+    links = b.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('#plots a'), function(a){return a.href;});"
+    )
     assert sorted(link.rsplit("/", 1)[1] for link in links) == plots
     b.get(links[0])  # the link resolves to a real image
     assert b.execute_script("return document.images.length && document.images[0].naturalWidth") > 0
@@ -187,12 +212,16 @@ def test_calibration_verdicts_mark_uninformative_scorers(report_run, browser):
     assert "not informative with this model" in verdicts["detection"] and verdicts["fuzzing"].endswith("informative")
     assert "0.380 [0.300, 0.450]" in verdicts["fuzzing"]
     assert "default 1/2, tokens 2/2" in b.find_element("id", "hit-rates").text
-    assert b.find_element("id", "calibration-words").text == \
-        "Known-answer words: crown, sword; refused: thane (not_separable)."
+    assert (
+        b.find_element("id", "calibration-words").text
+        == "Known-answer words: crown, sword; refused: thane (not_separable)."
+    )
     assert "verbs ending in -ing" in b.find_element("id", "calibration-explanations").text
     # the index and the summary mark the scorer that the same run's calibration found not informative
-    marked = b.execute_script("return Array.prototype.map.call(document.querySelectorAll('#latents th.uninformative'),"
-                              " function(h){return h.textContent;});")
+    marked = b.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('#latents th.uninformative'),"
+        " function(h){return h.textContent;});"
+    )
     assert marked and all(h.startswith("detection") and "⚠" in h for h in marked)
     rows = b.find_elements("css selector", "#summary tbody tr")
     det = [r for r in rows if "detection" in r.text]

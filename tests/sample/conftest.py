@@ -31,8 +31,14 @@ def sample_cache(tmp_path_factory, sample_tokens):
     root = tmp_path_factory.mktemp("sample_cache")
     random_sae(root / "saes" / HOOKPOINT)
     dictionary = DictionaryConfig("sparsify", str(root / "saes"))
-    job = CacheJob(HOOKPOINT, sample_tokens, ModelConfig(batch_size=8), dictionary,
-                   CacheConfig(chunk_contexts=32, shard_size=128), progress=False)
+    job = CacheJob(
+        HOOKPOINT,
+        sample_tokens,
+        ModelConfig(batch_size=8),
+        dictionary,
+        CacheConfig(chunk_contexts=32, shard_size=128),
+        progress=False,
+    )
     job.run(root / "cache")
     return root, sample_tokens, LatentCache(root / "cache"), dictionary
 
@@ -43,7 +49,13 @@ def neuron_cache(tmp_path_factory, sample_tokens):
     positive neuron is cached, about half of all tokens for most neurons)."""
     root = tmp_path_factory.mktemp("neuron_cache")
     dictionary = DictionaryConfig("neurons")
-    job = CacheJob(NEURONS, sample_tokens, ModelConfig(batch_size=8), dictionary,
-                   CacheConfig(chunk_contexts=32, shard_size=512), progress=False)
+    job = CacheJob(
+        NEURONS,
+        sample_tokens,
+        ModelConfig(batch_size=8),
+        dictionary,
+        CacheConfig(chunk_contexts=32, shard_size=512),
+        progress=False,
+    )
     job.run(root / "cache")
     return sample_tokens, LatentCache(root / "cache"), dictionary

@@ -11,10 +11,23 @@ from autointerp.sampling import OK, TOO_FEW_FOR_TEST, SampleConfig, SampleJob, r
 
 from .conftest import HOOKPOINT
 
-CFG = {"window_len": 16, "n_quantiles": 4, "n_train": 6, "n_test": 6, "min_test": 3, "min_train": 3, "seed": 1,
-       "selection": {"mode": "all", "min_activating": 4},
-       "negatives": {"random": 3, "neighbour": 2, "embedding": 0, "pool_windows": 128,
-                     "train": {"random": 2, "neighbour": 1}}}
+CFG = {
+    "window_len": 16,
+    "n_quantiles": 4,
+    "n_train": 6,
+    "n_test": 6,
+    "min_test": 3,
+    "min_train": 3,
+    "seed": 1,
+    "selection": {"mode": "all", "min_activating": 4},
+    "negatives": {
+        "random": 3,
+        "neighbour": 2,
+        "embedding": 0,
+        "pool_windows": 128,
+        "train": {"random": 2, "neighbour": 1},
+    },
+}
 
 
 def run(sample_cache, out, selection: dict):

@@ -17,9 +17,15 @@ N = 8
 
 def test_three_rows_each_have_examples(tmp_path, kedro):
     random_sae(tmp_path / "06_models" / "saes" / "layers.6.mlp", n=512, k=32)
-    out = kedro("--env", "latents_vs_neurons", "--pipelines", "cache,sample", "--params",
-                f"data_root={tmp_path},corpus.n_tokens=8192,sample.selection.n={N},"
-                "sample.negatives.embedding=0,sample.negatives.train.embedding=0")
+    out = kedro(
+        "--env",
+        "latents_vs_neurons",
+        "--pipelines",
+        "cache,sample",
+        "--params",
+        f"data_root={tmp_path},corpus.n_tokens=8192,sample.selection.n={N},"
+        "sample.negatives.embedding=0,sample.negatives.train.embedding=0",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     for ns, row in ROWS.items():
         folder = tmp_path / "04_feature" / "examples" / ns

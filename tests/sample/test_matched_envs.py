@@ -25,11 +25,14 @@ def parameters(env: str) -> dict:
 
 def parsed(env: str) -> dict:
     p = parameters(env)
-    out = {"params": p, "model": parse_config(ModelConfig, p["model"], "model"),
-           "train": parse_config(TrainConfig, p["train_sae"], "train_sae"),
-           "sample": parse_config(SampleConfig, p["sample"], "sample"),
-           "similarity": parse_config(SimilarityConfig, p["similarity"], "similarity"),
-           "dictionaries": {h: parse_config(DictionaryConfig, d, f"hookpoints.{h}") for h, d in p["hookpoints"].items()}}
+    out = {
+        "params": p,
+        "model": parse_config(ModelConfig, p["model"], "model"),
+        "train": parse_config(TrainConfig, p["train_sae"], "train_sae"),
+        "sample": parse_config(SampleConfig, p["sample"], "sample"),
+        "similarity": parse_config(SimilarityConfig, p["similarity"], "similarity"),
+        "dictionaries": {h: parse_config(DictionaryConfig, d, f"hookpoints.{h}") for h, d in p["hookpoints"].items()},
+    }
     out["similarity"].check_hookpoints(p["hookpoints"], "similarity")
     return out
 

@@ -23,16 +23,25 @@ from .conftest import HOOKPOINT
 
 OTHER = "layers.2.b"  # a second SAE at the same layer (a label; the dictionary reads layers.2)
 TOP = 8
-CFG = {"window_len": 16, "n_quantiles": 5, "n_train": 8, "n_test": 10, "min_test": 3, "min_train": 2, "seed": 3,
-       "selection": {"mode": "matched", "n": 3, "min_activating": 5},
-       "negatives": {"random": 6, "neighbour": 0, "embedding": 0, "pool_windows": 256}}
+CFG = {
+    "window_len": 16,
+    "n_quantiles": 5,
+    "n_train": 8,
+    "n_test": 10,
+    "min_test": 3,
+    "min_train": 2,
+    "seed": 3,
+    "selection": {"mode": "matched", "n": 3, "min_activating": 5},
+    "negatives": {"random": 6, "neighbour": 0, "embedding": 0, "pool_windows": 256},
+}
 
 
 def permuted_twin(cache: LatentCache, root, hookpoint: str, perm: np.ndarray) -> LatentCache:
     """A copy of ``cache`` whose latent i is latent perm[i] (written by the cache's own writer)."""
     meta = {k: cache.meta[k] for k in ("num_latents", "ctx_len", "n_contexts", "chunk_contexts", "shard_size")}
-    w = LatentCacheWriter(root, meta=dict(meta, hookpoint=hookpoint, fingerprint="twin"),
-                          num_chunks=cache.meta["num_chunks"])
+    w = LatentCacheWriter(
+        root, meta=dict(meta, hookpoint=hookpoint, fingerprint="twin"), num_chunks=cache.meta["num_chunks"]
+    )
     for i in range(cache.meta["num_chunks"]):
         indptr, lat, val = cache.chunk_rows(i)
         n = np.diff(indptr)
@@ -55,8 +64,10 @@ def pair(sample_cache, tmp_path_factory):
     perm = np.random.default_rng(0).permutation(cache_a.num_latents)
     cache_b = permuted_twin(cache_a, root / "cache", OTHER, perm)
     dict_b = DictionaryConfig("neurons", hookpoint=HOOKPOINT)  # no decoder needed: no neighbour negatives
-    hookpoints = {HOOKPOINT: {"format": "sparsify", "path": dict_a.path},
-                  OTHER: {"format": "neurons", "hookpoint": HOOKPOINT}}
+    hookpoints = {
+        HOOKPOINT: {"format": "sparsify", "path": dict_a.path},
+        OTHER: {"format": "neurons", "hookpoint": HOOKPOINT},
+    }
     top = sim_nodes.match_pair(cache_a, cache_b, hookpoints, {"matched_latents": TOP}, pair=(HOOKPOINT, OTHER))
     assert (top["jaccard"] == 1.0).all() and (top["coactivations"] >= 10).all()  # twins, not one-token flukes
     ta = top[top["hookpoint"] == HOOKPOINT]
@@ -67,8 +78,9 @@ def pair(sample_cache, tmp_path_factory):
 
 def sample_side(pair, hookpoint, out, cfg=CFG):
     tokens, sides, tables, hookpoints = pair
-    job, again = sample_nodes.sample_examples(tokens, sides[hookpoint][0], {}, hookpoints, cfg, tables[hookpoint],
-                                              hookpoint=hookpoint, matching="table")
+    job, again = sample_nodes.sample_examples(
+        tokens, sides[hookpoint][0], {}, hookpoints, cfg, tables[hookpoint], hookpoint=hookpoint, matching="table"
+    )
     assert job is again
     job.progress = False
     job.run(out)
@@ -117,12 +129,16 @@ def test_other_matches_are_other_work(pair, tmp_path):
     tokens, sides, _, _ = pair
     cache, dictionary = sides[HOOKPOINT]
     cfg = parse_config(SampleConfig, CFG, "parameters: sample")
-    fp = [SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary, cfg, matched=m).fingerprint()
-          for m in ([1, 2], [2, 1], [1, 3])]
+    fp = [
+        SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary, cfg, matched=m).fingerprint()
+        for m in ([1, 2], [2, 1], [1, 3])
+    ]
     assert fp[0] == fp[1] != fp[2]
     random = parse_config(SampleConfig, dict(CFG, selection={"mode": "random", "n": 3}), "parameters: sample")
-    assert (SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary, random, matched=[1]).fingerprint()
-            == SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary, random).fingerprint())
+    assert (
+        SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary, random, matched=[1]).fingerprint()
+        == SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary, random).fingerprint()
+    )
 
 
 def test_select_latents_matched_mode():
@@ -133,7 +149,10 @@ def test_select_latents_matched_mode():
     assert {8, 1} <= set(chosen) and len(chosen) == 4  # the rare matched latent 1 too: the sampler says why
     assert all(count[c] >= 10 for c in set(chosen) - {1})
     assert skipped[12].startswith("out of range") and 1 not in skipped and {0, 4, 7} <= set(skipped)
-    assert select_latents(stats, 10, cfg, 0, "h", matched=[8, 1]) == (chosen, {k: v for k, v in skipped.items() if k != 12})
+    assert select_latents(stats, 10, cfg, 0, "h", matched=[8, 1]) == (
+        chosen,
+        {k: v for k, v in skipped.items() if k != 12},
+    )
     only_random, _ = select_latents(stats, 10, cfg, 0, "h", matched=[])
     assert len(only_random) == 2
 
@@ -155,9 +174,11 @@ def test_match_runs_before_sample_in_the_chain():
 
     assert CHAIN.index("match") < CHAIN.index("sample")
 
-    params = {"hookpoints": {HOOKPOINT: {}, "layers.2.mlp": {}, "layers.3": {}},
-              "similarity": {"pairs": [[HOOKPOINT, "layers.2.mlp"]], "matched_latents": 4},
-              "sample": {"selection": {"mode": "matched"}}}
+    params = {
+        "hookpoints": {HOOKPOINT: {}, "layers.2.mlp": {}, "layers.3": {}},
+        "similarity": {"pairs": [[HOOKPOINT, "layers.2.mlp"]], "matched_latents": 4},
+        "sample": {"selection": {"mode": "matched"}},
+    }
     previous = set_run_context(RunContext(params=params, env="test", conf_source="conf"))
     try:
         chain = match_pipeline() + sample_pipeline() + similarity_pipeline()  # similarity's copy merges
@@ -189,12 +210,24 @@ def test_explanation_measures_on_the_matched_pairs(pair, sampled, tmp_path):
     tokens, sides, tables, _ = pair
     explanations = {}
     for h in (HOOKPOINT, OTHER):
-        job = explain_latents(read_sampled_examples(sampled[h]), read_latents(sampled[h]), tokens, {},
-                              {"explainers": ["tokens"], "progress": False}, hookpoint=h)
+        job = explain_latents(
+            read_sampled_examples(sampled[h]),
+            read_latents(sampled[h]),
+            tokens,
+            {},
+            {"explainers": ["tokens"], "progress": False},
+            hookpoint=h,
+        )
         job.run(tmp_path / h)
         explanations[h] = read_explanations(tmp_path / h)
-    res = sim.compare(sides[HOOKPOINT][0], sides[OTHER][0], cfg=sim.SimilarityConfig(bootstrap=200),
-                      explanations_a=explanations[HOOKPOINT], explanations_b=explanations[OTHER], progress=False)
+    res = sim.compare(
+        sides[HOOKPOINT][0],
+        sides[OTHER][0],
+        cfg=sim.SimilarityConfig(bootstrap=200),
+        explanations_a=explanations[HOOKPOINT],
+        explanations_b=explanations[OTHER],
+        progress=False,
+    )
     row = res.summary.set_index(["matching", "measure"]).loc[("coactivation", "explanation_cosine")]
     top = tables[HOOKPOINT]
     ok = {h: set(read_latents(sampled[h]).query("status == 'ok'")["latent"]) for h in (HOOKPOINT, OTHER)}

@@ -41,13 +41,17 @@ def overlap(a, b) -> bool:
 def test_window_describes_its_strongest_token():
     """A (10) at 30 takes [18, 34); C (8) at 40 proposes [28, 44), which overlaps and is dropped;
     B (5) at 50 takes [38, 54), which holds C: the window is C's (value 8, marked 2, quantile by 8)."""
-    cfg = parse_config(SampleConfig, {"window_len": 16, "n_quantiles": 3, "n_train": 1, "n_test": 1,
-                                      "min_test": 1, "min_train": 1}, "x")
+    cfg = parse_config(
+        SampleConfig,
+        {"window_len": 16, "n_quantiles": 3, "n_train": 1, "n_test": 1, "min_test": 1, "min_train": 1},
+        "x",
+    )
     tokens = np.array([30, 40, 50, 64 + 30])  # context 0: A, C, B; context 1: D (6)
     values = np.array([10.0, 8.0, 5.0, 6.0], dtype=np.float32)
     win = activating_windows(tokens, values, 64, cfg)
-    got = sorted(zip(win.context.tolist(), win.start.tolist(), win.marked.tolist(), win.value.tolist(),
-                     win.quantile.tolist()))
+    got = sorted(
+        zip(win.context.tolist(), win.start.tolist(), win.marked.tolist(), win.value.tolist(), win.quantile.tolist())
+    )
     assert got == [(0, 18, 12, 10.0, 2), (0, 38, 2, 8.0, 1), (1, 18, 12, 6.0, 0)]
 
 
@@ -63,8 +67,14 @@ def test_test_set_is_reserved_before_training(sample_cache, tmp_path):
     normal = int(np.flatnonzero((st["firing_count"] >= 40) & (st["frequency"] < 0.05))[0])
     small = [int(i) for i in np.flatnonzero((st["firing_count"] >= 6) & (st["firing_count"] <= 14))[:6]]
     assert small, "the test cache has no latent with 6..14 firing tokens"
-    cfg = dict(NO_EMBED, n_train=500, n_test=500, min_test=8, min_train=7,
-               selection={"mode": "list", "latents": [normal, *small], "min_activating": 5})
+    cfg = dict(
+        NO_EMBED,
+        n_train=500,
+        n_test=500,
+        min_test=8,
+        min_train=7,
+        selection={"mode": "list", "latents": [normal, *small], "min_activating": 5},
+    )
     _, ex, lat = run_sample(sample_cache, tmp_path, cfg)
     row = lat.set_index("latent").loc[normal]
     assert row.status == OK and row.n_test == 8 and row.n_train == row.n_windows - 8
@@ -111,11 +121,28 @@ def test_training_negatives_are_disjoint_from_the_test_set(sample_cache, tmp_pat
 
 def run_neurons(neuron_cache, out, **sample):
     tokens, cache, dictionary = neuron_cache
-    cfg = dict(NO_EMBED, selection={"mode": "random", "n": 8, "min_activating": 5},
-               negatives={"random": 6, "neighbour": 2, "embedding": 0, "neighbour_source": "cooccurrence",
-                          "pool_windows": 256, "train": {"random": 2}}, **sample)
-    job = SampleJob(NEURONS, tokens, cache, ModelConfig(), dictionary,
-                    parse_config(SampleConfig, cfg, "parameters: sample"), progress=False)
+    cfg = dict(
+        NO_EMBED,
+        selection={"mode": "random", "n": 8, "min_activating": 5},
+        negatives={
+            "random": 6,
+            "neighbour": 2,
+            "embedding": 0,
+            "neighbour_source": "cooccurrence",
+            "pool_windows": 256,
+            "train": {"random": 2},
+        },
+        **sample,
+    )
+    job = SampleJob(
+        NEURONS,
+        tokens,
+        cache,
+        ModelConfig(),
+        dictionary,
+        parse_config(SampleConfig, cfg, "parameters: sample"),
+        progress=False,
+    )
     job.run(out)
     return read_sampled_examples(out), read_latents(out)
 
@@ -158,8 +185,7 @@ def test_quantile_threshold_counts_zeros(neuron_cache):
     N = cache.n_tokens
     for q in (0.9, 0.99):
         thr = shard_thresholds(sh, ActiveThreshold(quantile=q), N)
-        above = np.bincount(sh.latents - sh.start, weights=sh.values > thr[sh.latents - sh.start],
-                            minlength=len(thr))
+        above = np.bincount(sh.latents - sh.start, weights=sh.values > thr[sh.latents - sh.start], minlength=len(thr))
         count = np.bincount(sh.latents - sh.start, minlength=len(thr))
         assert (above <= np.floor((1 - q) * N)).all()
         assert (thr[count <= (1 - q) * N] == 0).all() and (thr[count > (1 - q) * N] > 0).all()
@@ -172,8 +198,13 @@ def test_latents_vs_neurons_sets_a_threshold_for_raw_neurons():
     base = yaml.safe_load((ROOT / "conf/base/parameters_sample.yml").read_text())["sample"]
     env = yaml.safe_load((ROOT / "conf/latents_vs_neurons/parameters_sample.yml").read_text())["sample"]
     hookpoints = yaml.safe_load((ROOT / "conf/latents_vs_neurons/parameters.yml").read_text())["hookpoints"]
-    merged = dict(base, **{k: (dict(base[k], **v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v)
-                           for k, v in env.items()})
+    merged = dict(
+        base,
+        **{
+            k: (dict(base[k], **v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v)
+            for k, v in env.items()
+        },
+    )
     cfg = parse_config(SampleConfig, merged, "parameters: sample")
     raw = [h for h, d in hookpoints.items() if d.get("format") == "neurons" and d.get("k") is None]
     assert raw and all(cfg.threshold_for(h).quantile for h in raw)

@@ -17,17 +17,38 @@ from autointerp.sampling import OK, SampleConfig, SampleJob, activating_windows,
 from .conftest import HOOKPOINT
 
 W = 16
-BASE = {"window_len": W, "n_quantiles": 5, "n_train": 8, "n_test": 10, "min_test": 3, "min_train": 2, "seed": 3,
-        "selection": {"mode": "random", "n": 6, "min_activating": 5},
-        "negatives": {"random": 6, "neighbour": 3, "embedding": 6, "pool_windows": 256, "embedding_pool": 128,
-                      "train": {"random": 3, "neighbour": 2, "embedding": 2}}}
+BASE = {
+    "window_len": W,
+    "n_quantiles": 5,
+    "n_train": 8,
+    "n_test": 10,
+    "min_test": 3,
+    "min_train": 2,
+    "seed": 3,
+    "selection": {"mode": "random", "n": 6, "min_activating": 5},
+    "negatives": {
+        "random": 6,
+        "neighbour": 3,
+        "embedding": 6,
+        "pool_windows": 256,
+        "embedding_pool": 128,
+        "train": {"random": 3, "neighbour": 2, "embedding": 2},
+    },
+}
 NO_EMBED = dict(BASE, negatives=dict(BASE["negatives"], embedding=0, train={"random": 3, "neighbour": 2}))
 
 
 def run_sample(sample_cache, out, cfg: dict):
     root, tokens, cache, dictionary = sample_cache
-    job = SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary,
-                    parse_config(SampleConfig, cfg, "parameters: sample"), progress=False)
+    job = SampleJob(
+        HOOKPOINT,
+        tokens,
+        cache,
+        ModelConfig(),
+        dictionary,
+        parse_config(SampleConfig, cfg, "parameters: sample"),
+        progress=False,
+    )
     meta = job.run(out)
     return meta, read_sampled_examples(out), read_latents(out)
 
@@ -44,8 +65,20 @@ def cache_values(cache: LatentCache, latent: int) -> dict[int, float]:
 
 def test_columns_and_counts(sampled):
     _, ex, lat = sampled
-    for col in ["hookpoint", "latent", "split", "kind", "quantile", "context", "start", "token_ids", "tokens",
-                "activations", "max_activation", "marked"]:
+    for col in [
+        "hookpoint",
+        "latent",
+        "split",
+        "kind",
+        "quantile",
+        "context",
+        "start",
+        "token_ids",
+        "tokens",
+        "activations",
+        "max_activation",
+        "marked",
+    ]:
         assert col in ex.columns
     ok = lat[lat.status == OK]
     assert len(ok) == 6 and set(ex.latent) == set(ok.latent)
@@ -53,7 +86,12 @@ def test_columns_and_counts(sampled):
     for _latent, g in ex.groupby("latent"):
         train = g[g.split == "train"]
         assert (train.kind == "activating").sum() == 8 and (g.kind == "activating").sum() >= 8 + 5
-        assert (train.kind == "random").sum() == 3 and set(train.kind) <= {"activating", "random", "neighbour", "embedding"}
+        assert (train.kind == "random").sum() == 3 and set(train.kind) <= {
+            "activating",
+            "random",
+            "neighbour",
+            "embedding",
+        }
         assert ((g.kind == "random") & (g.split == "test")).sum() == 6
         assert all(len(t) == W for t in g.token_ids) and all(len(t) == W for t in g.tokens)
 
@@ -79,7 +117,7 @@ def test_activations_match_cache(sampled, sample_cache, model_and_tokenizer):
         truth = cache_values(cache, int(latent))
         for r in g.itertuples():
             assert 0 <= r.start and r.start + W <= cache.ctx_len
-            assert list(r.token_ids) == tokens[r.context, r.start:r.start + W].tolist()
+            assert list(r.token_ids) == tokens[r.context, r.start : r.start + W].tolist()
             flat = r.context * cache.ctx_len + r.start + np.arange(W)
             expected = [truth.get(int(t), 0.0) for t in flat]
             assert np.allclose(r.activations, expected)
@@ -167,9 +205,13 @@ def test_same_seed_same_samples_and_resume(sample_cache, tmp_path):
     pd.testing.assert_frame_equal(lat1, lat2)
     # a latent's samples do not depend on which other latents are sampled
     keep = sorted(set(ex1.latent))[:2]
-    _, ex3, _ = run_sample(sample_cache, tmp_path / "c", dict(NO_EMBED, selection={"mode": "list", "latents": keep, "min_activating": 5}))
+    _, ex3, _ = run_sample(
+        sample_cache, tmp_path / "c", dict(NO_EMBED, selection={"mode": "list", "latents": keep, "min_activating": 5})
+    )
     sub = ex1[ex1.latent.isin(keep)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(sub[["latent", "split", "kind", "context", "start"]], ex3[["latent", "split", "kind", "context", "start"]])
+    pd.testing.assert_frame_equal(
+        sub[["latent", "split", "kind", "context", "start"]], ex3[["latent", "split", "kind", "context", "start"]]
+    )
     _, ex4, _ = run_sample(sample_cache, tmp_path / "d", dict(NO_EMBED, seed=99))
     assert not ex4[["latent", "context", "start"]].equals(ex1[["latent", "context", "start"]])
     # a re-run with the same configuration is a no-op
@@ -195,9 +237,13 @@ def test_odd_latents_are_recorded_not_fatal(sample_cache, tmp_path):
     normal = int(np.flatnonzero((st["firing_count"] >= 40) & (st["frequency"] < 0.05))[0])
     dead = int(np.flatnonzero(st["firing_count"] == 0)[0]) if (st["firing_count"] == 0).any() else None
     latents = [dense, normal, cache.num_latents + 5] + ([dead] if dead is not None else [])
-    cfg = dict(NO_EMBED, n_train=500, n_test=500,
-               selection={"mode": "list", "latents": latents, "min_activating": 5},
-               negatives={"random": 5, "neighbour": 0, "embedding": 0, "pool_windows": 256, "min_non_activating": 3})
+    cfg = dict(
+        NO_EMBED,
+        n_train=500,
+        n_test=500,
+        selection={"mode": "list", "latents": latents, "min_activating": 5},
+        negatives={"random": 5, "neighbour": 0, "embedding": 0, "pool_windows": 256, "min_non_activating": 3},
+    )
     meta, ex, lat = run_sample(sample_cache, tmp_path, cfg)
     status = dict(zip(lat.latent, lat.status))
     assert status[cache.num_latents + 5].startswith("out of range")
@@ -224,8 +270,16 @@ def test_bad_config_messages(sample_cache, tmp_path):
 def test_cooccurrence_neighbours(sample_cache, tmp_path):
     """Neighbours by co-occurrence (what neurons use): another latent fires in the window, this one does not."""
     _, _, cache, _ = sample_cache
-    cfg = dict(NO_EMBED, negatives={"random": 0, "neighbour": 4, "embedding": 0, "neighbour_source": "cooccurrence",
-                                    "pool_windows": 256})
+    cfg = dict(
+        NO_EMBED,
+        negatives={
+            "random": 0,
+            "neighbour": 4,
+            "embedding": 0,
+            "neighbour_source": "cooccurrence",
+            "pool_windows": 256,
+        },
+    )
     _, ex, lat = run_sample(sample_cache, tmp_path, cfg)
     neg = ex[ex.kind == "neighbour"]
     assert len(neg) >= 8 and (lat.n_neighbour > 0).sum() >= 3
@@ -239,8 +293,10 @@ def test_latent_selection_modes():
 
     count = np.array([0, 3, 50, 100, 7, 1000, 20, 0, 60, 5000])
     stats = {"firing_count": count, "frequency": count / 10000}
+
     def sel(**kw):
         return select_latents(stats, 10, parse_config(SelectionConfig, kw, "x"), seed=0, hookpoint="h")
+
     chosen, skipped = sel(mode="first", n=3, min_activating=10)
     assert chosen == [2, 3, 5] and set(skipped) == {0, 1, 4} and skipped[0].startswith("dead")
     chosen, skipped = sel(mode="random", n=4, min_activating=10)
@@ -287,8 +343,15 @@ def test_one_job_for_both_outputs_runs_once(sample_cache, tmp_path, monkeypatch)
     real = job_module.sample_hookpoint
     monkeypatch.setattr(job_module, "sample_hookpoint", lambda out, job: calls.append(out) or real(out, job))
     cfg = dict(NO_EMBED, selection={"mode": "first", "n": 1, "min_activating": 5})
-    job = SampleJob(HOOKPOINT, tokens, cache, ModelConfig(), dictionary,
-                    parse_config(SampleConfig, cfg, "parameters: sample"), progress=False)
+    job = SampleJob(
+        HOOKPOINT,
+        tokens,
+        cache,
+        ModelConfig(),
+        dictionary,
+        parse_config(SampleConfig, cfg, "parameters: sample"),
+        progress=False,
+    )
     first = job.run(tmp_path / "x")
     assert job.run(tmp_path / "x") is first and len(calls) == 1 and first["complete"]
     job.run(tmp_path / "y")  # another folder is another piece of work

@@ -33,8 +33,11 @@ class HashClient:
             self.prompts.append(text)
             self.usage = Usage(requests=self.usage.requests + 1, prompt_tokens=self.usage.prompt_tokens + len(text))
             p = 0.05 + 0.9 * _u(text)
-            out.append(OptionLogprobs({o: math.log(p if i == 0 else (1 - p) / (len(options) - 1))
-                                       for i, o in enumerate(options)}))
+            out.append(
+                OptionLogprobs(
+                    {o: math.log(p if i == 0 else (1 - p) / (len(options) - 1)) for i, o in enumerate(options)}
+                )
+            )
         return out
 
     def continuation_logprobs(self, prefixes, texts):
@@ -45,8 +48,16 @@ class HashClient:
         return [Generation("1: yes") for _ in messages]
 
 
-def toy_examples(latents=(0, 1, 2), n_act: int = 6, n_non: int = 6, n_quantiles: int = 3, length: int = 8,
-                 hookpoint: str = "h", no_non=(), no_act=()) -> pd.DataFrame:
+def toy_examples(
+    latents=(0, 1, 2),
+    n_act: int = 6,
+    n_non: int = 6,
+    n_quantiles: int = 3,
+    length: int = 8,
+    hookpoint: str = "h",
+    no_non=(),
+    no_act=(),
+) -> pd.DataFrame:
     """Test (and a few train) windows: latent ``l`` fires on token ``l % length`` of its
     activating windows. Latents in ``no_non`` get no non-activating test window, those in
     ``no_act`` no activating one."""
@@ -60,12 +71,27 @@ def toy_examples(latents=(0, 1, 2), n_act: int = 6, n_non: int = 6, n_quantiles:
             acts = [0.0] * length
             if kind == "activating":
                 acts[(lat + i) % length] = 1.0 + i
-            rows.append({"hookpoint": hookpoint, "latent": lat, "split": split, "kind": kind,
-                         "quantile": i % n_quantiles if kind == "activating" else -1, "context": 100 * lat + i,
-                         "start": 0, "tokens": [f" w{lat}_{i}_{j}" for j in range(length)], "activations": acts})
+            rows.append(
+                {
+                    "hookpoint": hookpoint,
+                    "latent": lat,
+                    "split": split,
+                    "kind": kind,
+                    "quantile": i % n_quantiles if kind == "activating" else -1,
+                    "context": 100 * lat + i,
+                    "start": 0,
+                    "tokens": [f" w{lat}_{i}_{j}" for j in range(length)],
+                    "activations": acts,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def toy_explanations(latents=(0, 1, 2), explainers=("default",)) -> pd.DataFrame:
-    return pd.DataFrame([{"latent": lat, "explainer": e, "explanation": f"{e} explanation of latent {lat}"}
-                         for e in explainers for lat in latents])
+    return pd.DataFrame(
+        [
+            {"latent": lat, "explainer": e, "explanation": f"{e} explanation of latent {lat}"}
+            for e in explainers
+            for lat in latents
+        ]
+    )

@@ -12,8 +12,13 @@ from autointerp.scoring import METRIC_COLUMNS, SCORE_COLUMNS, ScoreRun
 
 pytestmark = pytest.mark.slow
 
-PARAMS = {"scorers": ["embedding", "surprisal", "detection"], "n_activating": 4, "n_non_activating": 4,
-          "detection": {"mode": "logprob"}, "n_bootstrap": 50}
+PARAMS = {
+    "scorers": ["embedding", "surprisal", "detection"],
+    "n_activating": 4,
+    "n_non_activating": 4,
+    "detection": {"mode": "logprob"},
+    "n_bootstrap": 50,
+}
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +99,12 @@ def test_tables_node_gives_metrics_and_plots(scored):
     scores, metrics, table, mlflow, figs = nodes.score_tables(run, PARAMS, hookpoint="gt")
     assert "score.gt.embedding.hand.auroc.delta" in mlflow and all(np.isfinite(v["value"]) for v in mlflow.values())
     assert (metrics["status"] == "ok").all() and set(metrics["explainer"]) == {"hand"}
-    assert set(figs) == {"score_distributions.png", "real_vs_control.png", "recall_by_quantile.png",
-                         "scorer_correlation.png"}
+    assert set(figs) == {
+        "score_distributions.png",
+        "real_vs_control.png",
+        "recall_by_quantile.png",
+        "scorer_correlation.png",
+    }
 
 
 def test_batched_detection_reads_every_example_with_the_real_tokenizer(ground_truth, local_client):
@@ -110,7 +119,8 @@ def test_batched_detection_reads_every_example_with_the_real_tokenizer(ground_tr
     for mode in ("batched", "logprob"):
         u0 = local_client.usage
         out = DetectionScorer(DetectionConfig(mode=mode, examples_per_prompt=6)).score(
-            'the word "king"', ex, local_client, np.random.default_rng(0))
+            'the word "king"', ex, local_client, np.random.default_rng(0)
+        )
         cost[mode] = (local_client.usage - u0).prompt_tokens
         assert all(r["failure"] is None for r in out.rows) and len(out.rows) == len(ex)
         assert all(0 <= r["score"] <= 1 for r in out.rows)

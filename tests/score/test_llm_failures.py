@@ -39,15 +39,31 @@ def _closed_port() -> int:
 
 
 def _llm(url, **kw) -> LLMConfig:
-    return LLMConfig(**{"backend": "openai", "base_url": url, "model": "fake-model", "api_key_env": None,
-                        "max_retries": 0, "timeout": 10.0, "cache_dir": None, **kw})
+    return LLMConfig(
+        **{
+            "backend": "openai",
+            "base_url": url,
+            "model": "fake-model",
+            "api_key_env": None,
+            "max_retries": 0,
+            "timeout": 10.0,
+            "cache_dir": None,
+            **kw,
+        }
+    )
 
 
 def test_unreachable_server_stops_scoring_at_once(tmp_path):
     lats = (0, 1, 2)
     cfg = ScoreConfig(scorers=["detection", "surprisal"], n_activating=4, n_non_activating=4)
-    job = ScoreJob("h", toy_examples(lats), toy_explanations(lats), cfg,
-                   llm=_llm(f"http://127.0.0.1:{_closed_port()}/v1"), progress=False)
+    job = ScoreJob(
+        "h",
+        toy_examples(lats),
+        toy_explanations(lats),
+        cfg,
+        llm=_llm(f"http://127.0.0.1:{_closed_port()}/v1"),
+        progress=False,
+    )
     t0 = time.perf_counter()
     with pytest.raises(AutointerpError, match="cannot reach"):
         job.run(tmp_path)
@@ -62,10 +78,16 @@ def test_server_failing_most_requests_is_flagged(tmp_path, caplog):
     # the loopback server answers malformed JSON to every prompt that contains "garbage": 3 of 4 windows
     ex["tokens"] = [t[:-1] + ([" garbage"] if i % 4 else [" fine"]) for i, t in enumerate(ex["tokens"])]
     with _fake_server_class()() as srv:
-        params = {"scorers": ["detection"], "n_activating": 4, "n_non_activating": 4, "n_bootstrap": 20,
-                  "max_failed_fraction": 0.2}
-        cfg = ScoreConfig(scorers=["detection"], n_activating=4, n_non_activating=4, max_failed_fraction=0.2,
-                          n_bootstrap=20)
+        params = {
+            "scorers": ["detection"],
+            "n_activating": 4,
+            "n_non_activating": 4,
+            "n_bootstrap": 20,
+            "max_failed_fraction": 0.2,
+        }
+        cfg = ScoreConfig(
+            scorers=["detection"], n_activating=4, n_non_activating=4, max_failed_fraction=0.2, n_bootstrap=20
+        )
         ScoreJob("h", ex, toy_explanations(lats), cfg, llm=_llm(srv.url), progress=False).run(tmp_path)
         assert srv.total > 0
     run = ScoreRun(tmp_path)
@@ -88,9 +110,12 @@ def test_refused_key_fails_the_score_command_with_one_error_line(tmp_path, kedro
 
     ns = "layers_2"
     ex = toy_examples((0, 1, 2), hookpoint="layers.2", n_act=4, n_non=4)
-    ex = ex.assign(token_ids=ex["tokens"].map(lambda t: list(range(len(t)))),
-                   max_activation=ex["activations"].map(max), marked=-1,
-                   example_id=[f"layers.2/{r.latent}/{r.context}:{r.start}" for r in ex.itertuples()])
+    ex = ex.assign(
+        token_ids=ex["tokens"].map(lambda t: list(range(len(t)))),
+        max_activation=ex["activations"].map(max),
+        marked=-1,
+        example_id=[f"layers.2/{r.latent}/{r.context}:{r.start}" for r in ex.itertuples()],
+    )
     folder = tmp_path / "04_feature" / "examples" / ns
     (folder / "examples").mkdir(parents=True)
     ex[EXAMPLE_COLUMNS].to_parquet(folder / "examples" / "latents_000000_000255.parquet", index=False)
@@ -105,9 +130,17 @@ def test_refused_key_fails_the_score_command_with_one_error_line(tmp_path, kedro
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
     with _fake_server_class()(key="sk-right") as srv:
         t0 = time.perf_counter()
-        r = kedro("--env", "test", "--pipelines", "score", "--namespaces", ns, "--params",
-                  f"data_root={tmp_path},llm.backend=openai,llm.base_url={srv.url},llm.model=fake-model,"
-                  "llm.max_retries=0,score.max_latents=3")
+        r = kedro(
+            "--env",
+            "test",
+            "--pipelines",
+            "score",
+            "--namespaces",
+            ns,
+            "--params",
+            f"data_root={tmp_path},llm.backend=openai,llm.base_url={srv.url},llm.model=fake-model,"
+            "llm.max_retries=0,score.max_latents=3",
+        )
         elapsed = time.perf_counter() - t0
     assert r.returncode == 2, r.stderr[-3000:]
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]

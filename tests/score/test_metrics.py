@@ -98,14 +98,26 @@ def test_parse_answers():
 def test_failures_are_counted_not_scored(mode, tmp_path):
     examples = [_example(i, "activating") for i in range(4)] + [_example(10 + i, "random") for i in range(4)]
     out = DetectionScorer(DetectionConfig(mode=mode, examples_per_prompt=4)).score(
-        "the word w3", examples, FailingClient(), np.random.default_rng(0))
+        "the word w3", examples, FailingClient(), np.random.default_rng(0)
+    )
     assert len(out.rows) == 8 and all(r["failure"] and r["prediction"] is None for r in out.rows)
     # through the runner: counted in the metrics table
     rows = []
     for lat in (0, 1):
         for i, e in enumerate(examples):
-            rows.append({"hookpoint": "h", "latent": lat, "split": "test", "kind": e.kind, "quantile": e.quantile,
-                         "context": i, "start": 0, "tokens": e.tokens, "activations": e.activations})
+            rows.append(
+                {
+                    "hookpoint": "h",
+                    "latent": lat,
+                    "split": "test",
+                    "kind": e.kind,
+                    "quantile": e.quantile,
+                    "context": i,
+                    "start": 0,
+                    "tokens": e.tokens,
+                    "activations": e.activations,
+                }
+            )
     expl = pd.DataFrame({"latent": [0, 1], "explanation": ["the word w3", "the word w5"]})
     cfg = ScoreConfig(scorers=["detection"], detection=DetectionConfig(mode=mode))
     ScoreJob("h", pd.DataFrame(rows), expl, cfg, client=FailingClient(), progress=False).run(tmp_path)

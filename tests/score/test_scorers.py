@@ -69,21 +69,30 @@ class FirstTokenReader:
         for m in messages:
             marked = re.search(r"<<(.*?)>>", m[-1]["content"]).group(1).strip()
             dist = self.answers[marked]
-            out.append(OptionLogprobs({o: math.log(sum(p for a, p in dist.items() if a[0] == o[0]) or 1e-300)
-                                       for o in options}))
+            out.append(
+                OptionLogprobs(
+                    {o: math.log(sum(p for a, p in dist.items() if a[0] == o[0]) or 1e-300) for o in options}
+                )
+            )
         return out
 
 
 def test_simulation_expected_value_matches_a_hand_computation():
     # answers per marked word: "1" and "8" half each -> expected 4.5 (a scale with "10" would also give
     # "10" the first-token mass of "1" and report (1 + 10 + 8) / 3 = 6.33)
-    answers = {"king": {"1": 0.5, "8": 0.5}, "a": {"0": 1.0}, "said": {"2": 0.25, "0": 0.75},
-               "no": {"0": 0.9, "3": 0.1}, "one": {"0": 0.6, "9": 0.4}}
+    answers = {
+        "king": {"1": 0.5, "8": 0.5},
+        "a": {"0": 1.0},
+        "said": {"2": 0.25, "0": 0.75},
+        "no": {"0": 0.9, "3": 0.1},
+        "one": {"0": 0.6, "9": 0.4},
+    }
     act = Example("a1", "activating", 0, [" a", " king", " said"], [0.0, 4.0, 1.0])
     non = Example("n1", "random", -1, [" no", " one"], [0.0, 0.0])
     client = FirstTokenReader(answers)
     out = SimulationScorer(SimulationConfig(max_examples=2, threshold=3.0)).score(
-        "the word king", [act, non], client, np.random.default_rng(0))
+        "the word king", [act, non], client, np.random.default_rng(0)
+    )
     assert not any(a != b and b.startswith(a) for a in OPTIONS for b in OPTIONS)  # no option is a prefix of another
     assert all(o == OPTIONS for o in client.options) and all(len(o) == 1 for o in OPTIONS)
     # by hand: predicted activation per token = expected answer
@@ -129,8 +138,9 @@ def test_batched_mode_reads_p_yes_per_example_from_one_request_per_batch():
     texts = [f"text number {i}" for i in range(7)]
     truth = {t: 0.1 + 0.1 * i for i, t in enumerate(texts)}
     client = WordReader(truth)
-    out = yes_no_judgements(client, 'Its description: "numbers".', texts, "Does it fire?", "batched", 3,
-                            rng=np.random.default_rng(0))
+    out = yes_no_judgements(
+        client, 'Its description: "numbers".', texts, "Does it fire?", "batched", 3, rng=np.random.default_rng(0)
+    )
     assert len(client.calls) == 3  # 7 texts, 3 per request
     assert [s for _, s, _ in out] == pytest.approx([truth[t] for t in texts])
     assert [p for p, _, _ in out] == [int(truth[t] > 0.5) for t in texts]

@@ -19,8 +19,9 @@ from autointerp.scoring.report import summary, summary_table
 
 
 def _run(tmp_path, examples, explanations, client=None, latents=None, **cfg):
-    cfg = ScoreConfig(**{"scorers": ["detection", "fuzzing"], "n_activating": 4, "n_non_activating": 4,
-                         "n_bootstrap": 50, **cfg})
+    cfg = ScoreConfig(
+        **{"scorers": ["detection", "fuzzing"], "n_activating": 4, "n_non_activating": 4, "n_bootstrap": 50, **cfg}
+    )
     client = client or HashClient()
     ScoreJob("h", examples, explanations, cfg, client=client, progress=False, latents=latents).run(tmp_path)
     return ScoreRun(tmp_path), client
@@ -29,8 +30,9 @@ def _run(tmp_path, examples, explanations, client=None, latents=None, **cfg):
 def test_one_class_test_sets_get_a_status_and_no_number(tmp_path):
     # 12.1: latent 1 has no non-activating test window, latent 2 no activating one
     lats = (0, 1, 2, 3)
-    run, client = _run(tmp_path, toy_examples(lats, no_non=(1,), no_act=(2,)), toy_explanations(lats),
-                       scorers=["detection"])
+    run, client = _run(
+        tmp_path, toy_examples(lats, no_non=(1,), no_act=(2,)), toy_explanations(lats), scorers=["detection"]
+    )
     m = run.metrics()
     status = m[~m["control"]].set_index("latent")["status"].to_dict()
     assert status == {0: "ok", 1: "no_non_activating_test", 2: "no_activating_test", 3: "ok"}
@@ -47,7 +49,8 @@ def test_one_class_test_sets_get_a_status_and_no_number(tmp_path):
     forged = m.copy()
     forged.loc[forged["latent"] == 1, "balanced_accuracy"] = 1.0
     assert summary_table(forged, n_boot=50).iloc[0]["balanced_accuracy"] == pytest.approx(
-        ok["balanced_accuracy"].mean())
+        ok["balanced_accuracy"].mean()
+    )
 
 
 def test_only_latents_with_sample_status_ok_are_scored(tmp_path):
@@ -61,19 +64,25 @@ def test_real_and_control_are_paired_on_the_same_examples_and_marks(tmp_path):
     # 12.8: more test examples than n_activating / n_non_activating, so selection is random
     lats = (0, 1, 2, 3)
     ex = toy_examples(lats, n_act=12, n_non=12, length=10)
-    run, _ = _run(tmp_path, ex, toy_explanations(lats, explainers=("default", "tokens")),
-                  fuzzing=FuzzingConfig(max_marks=2))
+    run, _ = _run(
+        tmp_path, ex, toy_explanations(lats, explainers=("default", "tokens")), fuzzing=FuzzingConfig(max_marks=2)
+    )
     s = run.scores()
     recs = run.records()
     fuzz = {(r["latent"], r["explainer"], r["control"]): r["rows"] for r in recs if r["scorer"] == "fuzzing"}
     for lat in lats:
         for scorer in ("detection", "fuzzing"):
-            ids = {(e, c): sorted(g["example_id"]) for (e, c), g in
-                   s[(s["latent"] == lat) & (s["scorer"] == scorer)].groupby(["explainer", "control"])}
+            ids = {
+                (e, c): sorted(g["example_id"])
+                for (e, c), g in s[(s["latent"] == lat) & (s["scorer"] == scorer)].groupby(["explainer", "control"])
+            }
             assert len(ids) == 4 and all(v == ids[("default", False)] for v in ids.values())
             assert len(ids[("default", False)]) == 8
-        marks = {k[1:]: sorted((r["example_id"], tuple(r["marks"]), r["label"]) for r in v)
-                 for k, v in fuzz.items() if k[0] == lat}
+        marks = {
+            k[1:]: sorted((r["example_id"], tuple(r["marks"]), r["label"]) for r in v)
+            for k, v in fuzz.items()
+            if k[0] == lat
+        }
         assert len(marks) == 4 and all(v == marks[("default", False)] for v in marks.values())
     # the selection is random (not simply the first examples) and differs between latents' windows
     picked = set(s[s["latent"] == 0]["example_id"])
@@ -116,9 +125,20 @@ def test_old_tables_without_explainer_read_as_default(tmp_path):
     run, _ = _run(tmp_path, toy_examples(lats), expl, scorers=["detection"])
     assert set(run.metrics()["explainer"]) == {"default"}
     # an old record line (no explainer, no status) reads as explainer default, status ok
-    old = pd.DataFrame({"latent": [0, 0], "scorer": ["detection"] * 2, "control": [False, True], "auroc": [0.7, 0.5],
-                        "accuracy": [0.6, 0.5], "n": [8, 8], "n_failed": [0, 0], "prompt_tokens": [1, 1],
-                        "completion_tokens": [0, 0], "seconds": [0.1, 0.1]})
+    old = pd.DataFrame(
+        {
+            "latent": [0, 0],
+            "scorer": ["detection"] * 2,
+            "control": [False, True],
+            "auroc": [0.7, 0.5],
+            "accuracy": [0.6, 0.5],
+            "n": [8, 8],
+            "n_failed": [0, 0],
+            "prompt_tokens": [1, 1],
+            "completion_tokens": [0, 0],
+            "seconds": [0.1, 0.1],
+        }
+    )
     assert with_explainer(old)["explainer"].tolist() == ["default", "default"]
     flat = summary(old, n_boot=20)
     assert flat["detection.default.auroc"] == pytest.approx(0.7)
@@ -127,8 +147,9 @@ def test_old_tables_without_explainer_read_as_default(tmp_path):
 
 def test_tables_node_summarises_per_explainer(tmp_path):
     lats = (0, 1, 2, 3)
-    run, _ = _run(tmp_path, toy_examples(lats), toy_explanations(lats, explainers=("default", "tokens")),
-                  scorers=["detection"])
+    run, _ = _run(
+        tmp_path, toy_examples(lats), toy_explanations(lats, explainers=("default", "tokens")), scorers=["detection"]
+    )
     params = {"scorers": ["detection"], "n_activating": 4, "n_non_activating": 4, "n_bootstrap": 50}
     scores, metrics, table, mlflow, figs = nodes.score_tables(run, params, hookpoint="h")
     assert {"explainer", "status"} <= set(metrics.columns) and "explainer" in scores.columns
@@ -141,8 +162,13 @@ def test_tables_node_summarises_per_explainer(tmp_path):
 
 def test_detection_rng_does_not_depend_on_control(tmp_path):
     lats = (0, 1, 2)
-    run, client = _run(tmp_path, toy_examples(lats), toy_explanations(lats), scorers=["detection"],
-                       detection=DetectionConfig(mode="logprob"))
+    run, client = _run(
+        tmp_path,
+        toy_examples(lats),
+        toy_explanations(lats),
+        scorers=["detection"],
+        detection=DetectionConfig(mode="logprob"),
+    )
     s = run.scores()
     for lat in lats:
         order = [g["example_id"].tolist() for _, g in s[s["latent"] == lat].groupby("control")]

@@ -200,8 +200,13 @@ def test_explanation_table_takes_one_explainer():
 
     from autointerp.similarity import explanation_table
 
-    df = pd.DataFrame({"hookpoint": ["h"] * 4, "latent": [0, 0, 1, 1],
-                       "explainer": ["default", "tokens", "default", "tokens"],
-                       "explanation": ["llm zero", 'fires on " a"', None, 'fires on " b"']})
+    df = pd.DataFrame(
+        {
+            "hookpoint": ["h"] * 4,
+            "latent": [0, 0, 1, 1],
+            "explainer": ["default", "tokens", "default", "tokens"],
+            "explanation": ["llm zero", 'fires on " a"', None, 'fires on " b"'],
+        }
+    )
     assert explanation_table(df, "h") == {0: "llm zero"}  # the LLM explainer, failures dropped
     assert explanation_table(df, "h", "tokens") == {0: 'fires on " a"', 1: 'fires on " b"'}

@@ -9,7 +9,9 @@ from autointerp.dictionaries import load_sparsify
 
 
 def test_kedro_run_trains_and_writes_sparsify_layout(tmp_path, kedro):
-    res = kedro("--env", "test", "--pipelines", "train_sae", "--params", f"data_root={tmp_path},train_sae.n_tokens=1024")
+    res = kedro(
+        "--env", "test", "--pipelines", "train_sae", "--params", f"data_root={tmp_path},train_sae.n_tokens=1024"
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     folder = tmp_path / "06_models" / "saes" / "layers.2"
     report = json.loads((folder / "train_report.json").read_text())

@@ -28,14 +28,26 @@ from autointerp.training import (
 )
 
 HOOK = "layers.2"
-TINY = dict(hookpoints=[HOOK], expansion_factor=2, k=16, n_tokens=8192, batch_contexts=8, sae_batch_tokens=128,
-            holdout_contexts=8, lr=0.002, dead_tokens=2048, seed=0)
+TINY = dict(
+    hookpoints=[HOOK],
+    expansion_factor=2,
+    k=16,
+    n_tokens=8192,
+    batch_contexts=8,
+    sae_batch_tokens=128,
+    holdout_contexts=8,
+    lr=0.002,
+    dead_tokens=2048,
+    seed=0,
+)
 
 
 @pytest.fixture(scope="module")
 def tokens(model_and_tokenizer):
     _, tokenizer = model_and_tokenizer
-    return tokenize_corpus(CorpusConfig(sources=[CorpusSource("shakespeare")], ctx_len=64, n_tokens=4096, seed=0), tokenizer)
+    return tokenize_corpus(
+        CorpusConfig(sources=[CorpusSource("shakespeare")], ctx_len=64, n_tokens=4096, seed=0), tokenizer
+    )
 
 
 def job_for(tokens, model_cfg, **overrides) -> TrainJob:
@@ -53,9 +65,16 @@ def trained(tokens, model_cfg, tmp_path_factory):
 
 def heldout(job, model, tokenizer):
     perm = np.random.default_rng(job.train.seed).permutation(len(job.tokens))
-    hold = np.sort(perm[:job.train.holdout_contexts])
-    acts = holdout_activations(model, job.tokens, hold, [(HOOK, "output")], tokenizer.bos_token_id, 8,
-                               torch.autocast("cpu", dtype=torch.bfloat16))
+    hold = np.sort(perm[: job.train.holdout_contexts])
+    acts = holdout_activations(
+        model,
+        job.tokens,
+        hold,
+        [(HOOK, "output")],
+        tokenizer.bos_token_id,
+        8,
+        torch.autocast("cpu", dtype=torch.bfloat16),
+    )
     return acts[(HOOK, "output")]
 
 
@@ -181,13 +200,19 @@ def test_per_hookpoint_overrides_change_only_that_sae(tokens, model_cfg):
     assert torch.equal(alone[HOOK].W_enc, coders[HOOK].W_enc)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"layers.9": {"k": 8}}, r"overrides: 'layers.9' is not one of the hookpoints"),
-    ({HOOK: {"n_tokens": 8}}, r"overrides.layers.2: 'n_tokens' cannot differ per hookpoint. Keys allowed there: k,"),
-    ({HOOK: {"k": "many"}}, r"overrides.layers.2.k: expected a number"),
-    ({HOOK: {"k": 5000}}, r"overrides.layers.2.k .*is larger than the number of latents"),
-    ({HOOK: 8}, r"overrides.layers.2: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"layers.9": {"k": 8}}, r"overrides: 'layers.9' is not one of the hookpoints"),
+        (
+            {HOOK: {"n_tokens": 8}},
+            r"overrides.layers.2: 'n_tokens' cannot differ per hookpoint. Keys allowed there: k,",
+        ),
+        ({HOOK: {"k": "many"}}, r"overrides.layers.2.k: expected a number"),
+        ({HOOK: {"k": 5000}}, r"overrides.layers.2.k .*is larger than the number of latents"),
+        ({HOOK: 8}, r"overrides.layers.2: expected a mapping"),
+    ],
+)
 def test_bad_overrides_are_named(tokens, model_cfg, tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         train_saes(tmp_path, job_for(tokens, model_cfg, overrides=overrides))

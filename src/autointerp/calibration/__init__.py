@@ -11,19 +11,35 @@ the metrics into the explainer hit rate and a verdict per scorer. No Kedro impor
 
 from .config import CALIBRATION_HOOKPOINT, TRUE_EXPLAINER, CalibrateConfig
 from .detectors import (
-                        KnownAnswerDictionary,
-                        build_detectors,
-                        choose_words,
-                        embedding_matrix,
-                        exactness,
-                        read_known_answers,
-                        save_known_answers,
-                        true_explanations,
-                        worked_example_words,
+    KnownAnswerDictionary,
+    build_detectors,
+    choose_words,
+    embedding_matrix,
+    exactness,
+    read_known_answers,
+    save_known_answers,
+    true_explanations,
+    worked_example_words,
 )
 from .verdicts import INFORMATIVE, NOT_INFORMATIVE, hit_table, mlflow_metrics, scorer_summary, verdicts
 
-__all__ = ["CALIBRATION_HOOKPOINT", "INFORMATIVE", "NOT_INFORMATIVE", "TRUE_EXPLAINER", "CalibrateConfig",
-           "KnownAnswerDictionary", "build_detectors", "choose_words", "embedding_matrix", "exactness", "hit_table",
-           "mlflow_metrics", "read_known_answers", "save_known_answers", "scorer_summary", "true_explanations",
-           "verdicts", "worked_example_words"]
+__all__ = [
+    "CALIBRATION_HOOKPOINT",
+    "INFORMATIVE",
+    "NOT_INFORMATIVE",
+    "TRUE_EXPLAINER",
+    "CalibrateConfig",
+    "KnownAnswerDictionary",
+    "build_detectors",
+    "choose_words",
+    "embedding_matrix",
+    "exactness",
+    "hit_table",
+    "mlflow_metrics",
+    "read_known_answers",
+    "save_known_answers",
+    "scorer_summary",
+    "true_explanations",
+    "verdicts",
+    "worked_example_words",
+]

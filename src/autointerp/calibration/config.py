@@ -37,8 +37,9 @@ class CalibrateConfig:
 
     def validate(self, where: str) -> None:
         if self.n_words < 2:
-            raise ConfigError(f"{where}.n_words must be at least 2 (the shuffled control needs two latents), "
-                              f"got {self.n_words}.")
+            raise ConfigError(
+                f"{where}.n_words must be at least 2 (the shuffled control needs two latents), got {self.n_words}."
+            )
         for name in ("candidates", "min_chars", "n_train", "n_test", "n_non_activating", "n_bootstrap"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name} must be at least 1, got {getattr(self, name)}.")

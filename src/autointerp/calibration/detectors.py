@@ -38,7 +38,8 @@ WORD_COLUMNS = ["latent", "token_id", "word", "count", "windows", "margin", "dir
 
 # Function words (and Early Modern English ones: the default corpus has Shakespeare): a detector
 # of "the" says nothing about whether a scorer reads meaning.
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a about above after again against all also am an and any are as at be because been before being below between
 both but by can could did do does doing done down during each few for from further had has have having he her
 here hers herself him himself his how i if in into is it its itself just let like made make many may me might
@@ -48,7 +49,8 @@ they this those through to too under until up upon very was we well were what wh
 why will with would yet you your yours yourself yourselves come came go went get got know take tell give good
 thou thee thy thine hath doth art dost didst hast shalt wilt ye tis twas ere o oh ay nay aye sir enter exit
 exeunt scene act
-""".split())
+""".split()
+)
 
 
 def worked_example_words() -> set[str]:
@@ -74,8 +76,9 @@ def _windows(positions: np.ndarray, ctx_len: int, window_len: int) -> int:
     return n
 
 
-def choose_words(tokens: np.ndarray, tokenizer, cfg: CalibrateConfig, window_len: int,
-                 exclude: set[str] = frozenset()) -> pd.DataFrame:
+def choose_words(
+    tokens: np.ndarray, tokenizer, cfg: CalibrateConfig, window_len: int, exclude: set[str] = frozenset()
+) -> pd.DataFrame:
     """The known-answer words: ``cfg.n_words`` drawn (seeded) among the ``cfg.candidates`` most
     frequent eligible single-token words of the corpus (see :class:`CalibrateConfig`)."""
     flat = np.asarray(tokens).reshape(-1)
@@ -93,14 +96,19 @@ def choose_words(tokens: np.ndarray, tokenizer, cfg: CalibrateConfig, window_len
         w = _windows(np.flatnonzero(flat == tid), ctx_len, window_len)
         if w >= need:
             eligible.append({"token_id": int(tid), "word": word.strip(), "count": int(counts[tid]), "windows": w})
-    advice = (f"each needs {need} windows of {window_len} tokens: lower calibrate.n_train or calibrate.n_test, "
-              "or use a larger corpus (corpus.n_tokens)")
+    advice = (
+        f"each needs {need} windows of {window_len} tokens: lower calibrate.n_train or calibrate.n_test, "
+        "or use a larger corpus (corpus.n_tokens)"
+    )
     if len(eligible) < 2:
-        raise AutointerpError(f"calibrate: {len(eligible)} words of the corpus qualify as known answers, at least 2 "
-                              f"are needed ({advice}).")
+        raise AutointerpError(
+            f"calibrate: {len(eligible)} words of the corpus qualify as known answers, at least 2 "
+            f"are needed ({advice})."
+        )
     if len(eligible) < cfg.n_words:
-        log.warning("calibrate: only %d words qualify as known answers, not n_words=%d (%s)", len(eligible),
-                    cfg.n_words, advice)
+        log.warning(
+            "calibrate: only %d words qualify as known answers, not n_words=%d (%s)", len(eligible), cfg.n_words, advice
+        )
     pick = np.random.default_rng(cfg.seed).choice(len(eligible), size=min(cfg.n_words, len(eligible)), replace=False)
     chosen = sorted((eligible[i] for i in pick), key=lambda r: r["word"])
     return pd.DataFrame([{"latent": j, **r} for j, r in enumerate(chosen)])
@@ -171,8 +179,12 @@ def build_detectors(E: torch.Tensor, token_ids: list[int]) -> tuple[dict[str, to
     gets zero weights and never fires)."""
     d = E.shape[1]
     mean = E.mean(0)
-    W_enc, b_enc, W_dec, info = torch.zeros(d, len(token_ids)), torch.zeros(len(token_ids)), \
-        torch.zeros(len(token_ids), d), []
+    W_enc, b_enc, W_dec, info = (
+        torch.zeros(d, len(token_ids)),
+        torch.zeros(len(token_ids)),
+        torch.zeros(len(token_ids), d),
+        [],
+    )
     for j, tid in enumerate(token_ids):
         w, own, other, name = _separator(E, int(tid), mean)
         margin = own - other
@@ -188,8 +200,9 @@ def build_detectors(E: torch.Tensor, token_ids: list[int]) -> tuple[dict[str, to
     return {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": torch.zeros(d)}, info
 
 
-def save_known_answers(folder: str | Path, tensors: dict[str, torch.Tensor], words: pd.DataFrame,
-                       model_name: str) -> Path:
+def save_known_answers(
+    folder: str | Path, tensors: dict[str, torch.Tensor], words: pd.DataFrame, model_name: str
+) -> Path:
     """Write the detectors as a SAELens folder (``cfg.json``, ``sae_weights.safetensors``) with
     the words table beside them (``words.json``)."""
     folder = Path(folder)
@@ -197,10 +210,19 @@ def save_known_answers(folder: str | Path, tensors: dict[str, torch.Tensor], wor
     with atomic_path(folder / "sae_weights.safetensors") as tmp:
         save_file({k: v.contiguous().float() for k, v in tensors.items()}, str(tmp))
     d, n = tensors["W_enc"].shape
-    atomic_write_json(folder / "cfg.json", {
-        "architecture": "standard", "d_in": int(d), "d_sae": int(n), "hook_name": CALIBRATION_HOOKPOINT,
-        "apply_b_dec_to_input": False, "model_name": model_name, "dtype": "float32",
-        "autointerp": "known-answer detectors: latent j fires exactly on token words[j]"})
+    atomic_write_json(
+        folder / "cfg.json",
+        {
+            "architecture": "standard",
+            "d_in": int(d),
+            "d_sae": int(n),
+            "hook_name": CALIBRATION_HOOKPOINT,
+            "apply_b_dec_to_input": False,
+            "model_name": model_name,
+            "dtype": "float32",
+            "autointerp": "known-answer detectors: latent j fires exactly on token words[j]",
+        },
+    )
     atomic_write_json(folder / WORDS_FILE, words[WORD_COLUMNS].to_dict("records"))
     return folder
 
@@ -232,10 +254,19 @@ class KnownAnswerJob:
 
     def fingerprint(self) -> str:
         c = self.config
-        return digest({"tokens": array_digest(self.tokens), "model": self.model.name_or_path,
-                       "window_len": self.window_len, "exclude": sorted(worked_example_words()),
-                       "config": {k: v for k, v in as_dict(c).items()
-                                  if k in ("n_words", "seed", "candidates", "min_chars", "n_train", "n_test")}})
+        return digest(
+            {
+                "tokens": array_digest(self.tokens),
+                "model": self.model.name_or_path,
+                "window_len": self.window_len,
+                "exclude": sorted(worked_example_words()),
+                "config": {
+                    k: v
+                    for k, v in as_dict(c).items()
+                    if k in ("n_words", "seed", "candidates", "min_chars", "n_train", "n_test")
+                },
+            }
+        )
 
     def run(self, root: str | Path) -> dict:
         root = Path(root)
@@ -248,12 +279,21 @@ class KnownAnswerJob:
         tensors, info = build_detectors(embedding_matrix(model), words["token_id"].tolist())
         words = words.assign(**{k: [r[k] for r in info] for k in ("margin", "direction", "status")})
         for r in words[words["status"] != OK].itertuples():
-            log.warning("calibrate: the token %r cannot be separated from the rest of the vocabulary at %s "
-                        "(margin %.3g); refused", r.word, CALIBRATION_HOOKPOINT, r.margin)
+            log.warning(
+                "calibrate: the token %r cannot be separated from the rest of the vocabulary at %s "
+                "(margin %.3g); refused",
+                r.word,
+                CALIBRATION_HOOKPOINT,
+                r.margin,
+            )
         write_meta(root, {"fingerprint": fp, "complete": False})
         save_known_answers(root, tensors, words, self.model.name_or_path)
-        meta = {"fingerprint": fp, "complete": True, "words": words["word"].tolist(),
-                "refused": words.loc[words["status"] != OK, "word"].tolist()}
+        meta = {
+            "fingerprint": fp,
+            "complete": True,
+            "words": words["word"].tolist(),
+            "refused": words.loc[words["status"] != OK, "word"].tolist(),
+        }
         write_meta(root, meta)
         return meta
 
@@ -272,8 +312,16 @@ def exactness(words: pd.DataFrame, cache, tokens: np.ndarray) -> pd.DataFrame:
         want = np.flatnonzero(flat == r["token_id"])
         got = fired.get(int(r["latent"]), np.zeros(0, np.int64))
         fp, miss = len(np.setdiff1d(got, want)), len(np.setdiff1d(want, got))
-        rows.append({**r, "expected": len(want), "fired": len(got), "false_alarms": fp, "missed": miss,
-                     "exact": bool(fp == 0 and miss == 0 and len(want) > 0)})
+        rows.append(
+            {
+                **r,
+                "expected": len(want),
+                "fired": len(got),
+                "false_alarms": fp,
+                "missed": miss,
+                "exact": bool(fp == 0 and miss == 0 and len(want) > 0),
+            }
+        )
     out = pd.DataFrame(rows)
     out.loc[(out["status"] == OK) & ~out["exact"], "status"] = "not_exact"
     return out
@@ -283,7 +331,20 @@ def true_explanations(words: pd.DataFrame, hookpoint: str = CALIBRATION_HOOKPOIN
     """Rows of the explanations table (docs/formats.md) with the true explanation of each latent."""
     from .config import TRUE_EXPLAINER
 
-    return pd.DataFrame([{"hookpoint": hookpoint, "latent": int(r.latent), "explanation": f'the word "{r.word}"',
-                          "explainer": TRUE_EXPLAINER, "model": "known answer", "prompt_tokens": 0,
-                          "completion_tokens": 0, "seconds": 0.0, "failure": None, "raw": ""}
-                         for r in words.itertuples()])
+    return pd.DataFrame(
+        [
+            {
+                "hookpoint": hookpoint,
+                "latent": int(r.latent),
+                "explanation": f'the word "{r.word}"',
+                "explainer": TRUE_EXPLAINER,
+                "model": "known answer",
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "seconds": 0.0,
+                "failure": None,
+                "raw": "",
+            }
+            for r in words.itertuples()
+        ]
+    )

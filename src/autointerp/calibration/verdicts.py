@@ -26,8 +26,21 @@ NOT_INFORMATIVE = "not informative with this model"
 NOT_APPLICABLE = "not applicable (reads no explanation)"
 METRICS = ("auroc", "balanced_accuracy")
 HIT_COLUMNS = ["latent", "word", "explainer", "explanation", "failure", "hit"]
-VERDICT_COLUMNS = ["scorer", "metric", "true", "true_lo", "true_hi", "shuffled", "shuffled_lo", "shuffled_hi",
-                   "delta", "delta_lo", "delta_hi", "n_latents", "verdict"]
+VERDICT_COLUMNS = [
+    "scorer",
+    "metric",
+    "true",
+    "true_lo",
+    "true_hi",
+    "shuffled",
+    "shuffled_lo",
+    "shuffled_hi",
+    "delta",
+    "delta_lo",
+    "delta_hi",
+    "n_latents",
+    "verdict",
+]
 
 
 def names_word(explanation, word: str) -> bool:
@@ -46,10 +59,16 @@ def hit_table(explanations: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
         if lat not in word_of:
             continue
         e = r.get("explanation")
-        rows.append({"latent": lat, "word": word_of[lat], "explainer": str(r.get("explainer") or "default"),
-                     "explanation": e if isinstance(e, str) else None,
-                     "failure": r.get("failure") if isinstance(r.get("failure"), str) else None,
-                     "hit": names_word(e, word_of[lat])})
+        rows.append(
+            {
+                "latent": lat,
+                "word": word_of[lat],
+                "explainer": str(r.get("explainer") or "default"),
+                "explanation": e if isinstance(e, str) else None,
+                "failure": r.get("failure") if isinstance(r.get("failure"), str) else None,
+                "hit": names_word(e, word_of[lat]),
+            }
+        )
     return pd.DataFrame(rows, columns=HIT_COLUMNS)
 
 
@@ -84,10 +103,22 @@ def scorer_summary(metrics: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> 
                     label = "shuffled" if control else "true"
                 else:
                     label = f"{explainer} (shuffled)" if control else explainer
-                rows.append({"scorer": scorer, "metric": metric, "explanation": label, "explainer": explainer,
-                             "control": control, "mean": mean, "lo": lo, "hi": hi, "n_latents": int(v.notna().sum())})
-    return pd.DataFrame(rows, columns=["scorer", "metric", "explanation", "explainer", "control", "mean", "lo", "hi",
-                                       "n_latents"])
+                rows.append(
+                    {
+                        "scorer": scorer,
+                        "metric": metric,
+                        "explanation": label,
+                        "explainer": explainer,
+                        "control": control,
+                        "mean": mean,
+                        "lo": lo,
+                        "hi": hi,
+                        "n_latents": int(v.notna().sum()),
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["scorer", "metric", "explanation", "explainer", "control", "mean", "lo", "hi", "n_latents"]
+    )
 
 
 def verdicts(metrics: pd.DataFrame, min_delta: float = 0.2, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -97,8 +128,14 @@ def verdicts(metrics: pd.DataFrame, min_delta: float = 0.2, n_boot: int = 1000, 
     for scorer, g in metrics.groupby("scorer", sort=True):
         metric = _metric(g)
         if TRUE_EXPLAINER not in set(g["explainer"]) or metric is None:
-            rows.append({"scorer": scorer, "metric": metric, "n_latents": 0, "verdict": NOT_APPLICABLE
-                         if TRUE_EXPLAINER not in set(g["explainer"]) else NOT_INFORMATIVE})
+            rows.append(
+                {
+                    "scorer": scorer,
+                    "metric": metric,
+                    "n_latents": 0,
+                    "verdict": NOT_APPLICABLE if TRUE_EXPLAINER not in set(g["explainer"]) else NOT_INFORMATIVE,
+                }
+            )
             continue
         true, shuf = _per_latent(g, metric, TRUE_EXPLAINER, False), _per_latent(g, metric, TRUE_EXPLAINER, True)
         paired = (true - shuf).dropna()
@@ -106,25 +143,54 @@ def verdicts(metrics: pd.DataFrame, min_delta: float = 0.2, n_boot: int = 1000, 
         s, s_lo, s_hi = bootstrap_ci(shuf.tolist(), n_boot=n_boot, seed=seed)
         d, d_lo, d_hi = bootstrap_ci(paired.tolist(), n_boot=n_boot, seed=seed)
         ok = len(paired) >= 2 and d >= min_delta and d_lo > 0
-        rows.append({"scorer": scorer, "metric": metric, "true": t, "true_lo": t_lo, "true_hi": t_hi,
-                     "shuffled": s, "shuffled_lo": s_lo, "shuffled_hi": s_hi, "delta": d, "delta_lo": d_lo,
-                     "delta_hi": d_hi, "n_latents": int(len(paired)), "verdict": INFORMATIVE if ok else NOT_INFORMATIVE})
+        rows.append(
+            {
+                "scorer": scorer,
+                "metric": metric,
+                "true": t,
+                "true_lo": t_lo,
+                "true_hi": t_hi,
+                "shuffled": s,
+                "shuffled_lo": s_lo,
+                "shuffled_hi": s_hi,
+                "delta": d,
+                "delta_lo": d_lo,
+                "delta_hi": d_hi,
+                "n_latents": int(len(paired)),
+                "verdict": INFORMATIVE if ok else NOT_INFORMATIVE,
+            }
+        )
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
 
 def mlflow_metrics(words: pd.DataFrame, hits: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFrame) -> dict:
     """Flat metrics, logged as ``calibrate.<key>`` (the dataset's prefix); NaN left out (MLflow rejects it)."""
-    out = {"words": float(len(words)),
-           "exact": float((words["status"] == "ok").sum()) if "status" in words else 0.0,
-           "refused": float((words["status"] != "ok").sum()) if "status" in words else 0.0}
+    out = {
+        "words": float(len(words)),
+        "exact": float((words["status"] == "ok").sum()) if "status" in words else 0.0,
+        "refused": float((words["status"] != "ok").sum()) if "status" in words else 0.0,
+    }
     out.update({f"hit_rate.{k}": v for k, v in hit_rates(hits).items()})
     for r in summary.itertuples():
-        key = "shuffled" if r.explanation == "shuffled" else ("true" if r.explanation == "true" else
-                                                               f"own.{r.explainer}" + (".shuffled" if r.control else ""))
-        out.update({f"{r.scorer}.{r.metric}.{key}": r.mean, f"{r.scorer}.{r.metric}.{key}.lo": r.lo,
-                    f"{r.scorer}.{r.metric}.{key}.hi": r.hi})
+        key = (
+            "shuffled"
+            if r.explanation == "shuffled"
+            else ("true" if r.explanation == "true" else f"own.{r.explainer}" + (".shuffled" if r.control else ""))
+        )
+        out.update(
+            {
+                f"{r.scorer}.{r.metric}.{key}": r.mean,
+                f"{r.scorer}.{r.metric}.{key}.lo": r.lo,
+                f"{r.scorer}.{r.metric}.{key}.hi": r.hi,
+            }
+        )
     for r in table.itertuples():
-        out.update({f"{r.scorer}.delta": r.delta, f"{r.scorer}.delta.lo": r.delta_lo,
-                    f"{r.scorer}.delta.hi": r.delta_hi, f"{r.scorer}.informative": float(r.verdict == INFORMATIVE)})
-    return {k: {"value": float(v), "step": 0} for k, v in out.items()
-            if v is not None and np.isfinite(float(v))}
+        out.update(
+            {
+                f"{r.scorer}.delta": r.delta,
+                f"{r.scorer}.delta.lo": r.delta_lo,
+                f"{r.scorer}.delta.hi": r.delta_hi,
+                f"{r.scorer}.informative": float(r.verdict == INFORMATIVE),
+            }
+        )
+    return {k: {"value": float(v), "step": 0} for k, v in out.items() if v is not None and np.isfinite(float(v))}

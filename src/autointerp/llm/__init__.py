@@ -26,5 +26,14 @@ def make_client(cfg: LLMConfig, credentials: dict | None = None) -> LLMClient:
     return OpenAIClient(cfg, cache, credentials=credentials)
 
 
-__all__ = ["Generation", "LLMClient", "LLMConfig", "Messages", "OptionLogprobs", "ResponseCache", "TokenLogprobs",
-           "Usage", "make_client"]
+__all__ = [
+    "Generation",
+    "LLMClient",
+    "LLMConfig",
+    "Messages",
+    "OptionLogprobs",
+    "ResponseCache",
+    "TokenLogprobs",
+    "Usage",
+    "make_client",
+]

@@ -72,14 +72,18 @@ class LLMConfig:
         if self.backend not in BACKENDS:
             raise ConfigError(f"{where}.backend: unknown backend '{self.backend}'. Use one of {list(BACKENDS)}.")
         if self.backend == "openai" and not self.base_url:
-            raise ConfigError(f"{where}.base_url: the openai backend needs the server's URL, "
-                              "for example http://localhost:8000/v1 (vLLM) or https://openrouter.ai/api/v1.")
+            raise ConfigError(
+                f"{where}.base_url: the openai backend needs the server's URL, "
+                "for example http://localhost:8000/v1 (vLLM) or https://openrouter.ai/api/v1."
+            )
         if self.base_url is not None:
             urls = self.base_url if isinstance(self.base_url, (list, tuple)) else [self.base_url]
             bad = [u for u in urls if not isinstance(u, str) or not u.startswith(("http://", "https://"))]
             if bad or len(set(urls)) != len(urls):
-                raise ConfigError(f"{where}.base_url: expected a URL (http://host:port/v1) or a list of distinct "
-                                  f"URLs, got {self.base_url!r}.")
+                raise ConfigError(
+                    f"{where}.base_url: expected a URL (http://host:port/v1) or a list of distinct "
+                    f"URLs, got {self.base_url!r}."
+                )
         for name in ("batch_size", "max_concurrency", "max_tokens", "top_logprobs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name} must be at least 1, got {getattr(self, name)}.")
@@ -89,8 +93,9 @@ class LLMConfig:
             raise ConfigError(f"{where}.timeout must be positive (seconds), got {self.timeout}.")
         for model, table in (self.prices or {}).items():
             if not isinstance(table, dict) or set(table) - {"prompt", "completion"}:
-                raise ConfigError(f"{where}.prices.{model}: expected {{prompt: <price>, completion: <price>}} "
-                                  "per million tokens.")
+                raise ConfigError(
+                    f"{where}.prices.{model}: expected {{prompt: <price>, completion: <price>}} per million tokens."
+                )
 
     @property
     def base_urls(self) -> list[str]:
@@ -141,8 +146,14 @@ class TokenLogprobs(list):
     """Per-token log-probabilities of a continuation; ``tokens`` holds the token strings.
     Empty with ``error`` set when the request failed."""
 
-    def __init__(self, values=(), tokens: Sequence[str] = (), error: str | None = None, cached: bool = False,
-                 prompt_tokens: int = 0):
+    def __init__(
+        self,
+        values=(),
+        tokens: Sequence[str] = (),
+        error: str | None = None,
+        cached: bool = False,
+        prompt_tokens: int = 0,
+    ):
         super().__init__(values)
         self.tokens, self.error, self.cached, self.prompt_tokens = list(tokens), error, cached, prompt_tokens
 
@@ -188,7 +199,9 @@ class LLMClient:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never shows a key
-        return f"{type(self).__name__}(backend={self.backend!r}, model={self.cfg.model!r}, base_url={self.cfg.base_url!r})"
+        return (
+            f"{type(self).__name__}(backend={self.backend!r}, model={self.cfg.model!r}, base_url={self.cfg.base_url!r})"
+        )
 
     # ------------------------------------------------------------------ accounting
 
@@ -209,8 +222,9 @@ class LLMClient:
         finally:
             _METERS.reset(token)
 
-    def _count(self, *, requests=0, prompt_tokens=0, completion_tokens=0, seconds=0.0, cached=0, failed=0,
-               retries=0) -> None:
+    def _count(
+        self, *, requests=0, prompt_tokens=0, completion_tokens=0, seconds=0.0, cached=0, failed=0, retries=0
+    ) -> None:
         pp, pc = self.cfg.price()
         with self._lock:
             for u in (self._usage, *_METERS.get()):
@@ -252,6 +266,7 @@ class LLMClient:
             return results
         stored: set[int] = set()
         with self.cache.writer() as writer:
+
             def done(j: int, r) -> None:
                 if r is not None and r.error is None and j not in stored:
                     stored.add(j)
@@ -265,23 +280,34 @@ class LLMClient:
 
     # ------------------------------------------------------------------ public interface
 
-    def generate(self, messages: Sequence[Messages], max_tokens: int | None = None,
-                 temperature: float | None = None) -> list[Generation]:
+    def generate(
+        self, messages: Sequence[Messages], max_tokens: int | None = None, temperature: float | None = None
+    ) -> list[Generation]:
         """One chat answer per conversation (greedy at temperature 0)."""
-        params = {"max_tokens": int(max_tokens or self.cfg.max_tokens),
-                  "temperature": float(self.cfg.temperature if temperature is None else temperature)}
+        params = {
+            "max_tokens": int(max_tokens or self.cfg.max_tokens),
+            "temperature": float(self.cfg.temperature if temperature is None else temperature),
+        }
         payloads = [{"messages": list(m), **params} for m in messages]
 
         def to_result(d, cached):
             return Generation(d["text"], d["prompt_tokens"], d["completion_tokens"], d["seconds"], None, cached)
 
         def from_result(g):
-            return {"text": g.text, "prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens,
-                    "seconds": g.seconds}
+            return {
+                "text": g.text,
+                "prompt_tokens": g.prompt_tokens,
+                "completion_tokens": g.completion_tokens,
+                "seconds": g.seconds,
+            }
 
-        return self._cached_call("generate", payloads,
-                                 lambda ps, done: self._generate([p["messages"] for p in ps], **params, done=done),
-                                 to_result, from_result)
+        return self._cached_call(
+            "generate",
+            payloads,
+            lambda ps, done: self._generate([p["messages"] for p in ps], **params, done=done),
+            to_result,
+            from_result,
+        )
 
     def option_logprobs(self, messages: Sequence[Messages], options: Sequence[str]) -> list[OptionLogprobs]:
         """log P(option | chat prompt + assistant turn start) for every option, unnormalised."""
@@ -297,9 +323,13 @@ class LLMClient:
         def from_result(r):
             return {"logprobs": dict(r), "prompt_tokens": r.prompt_tokens}
 
-        return self._cached_call("option_logprobs", payloads,
-                                 lambda ps, done: self._option_logprobs([p["messages"] for p in ps], options, done=done),
-                                 to_result, from_result)
+        return self._cached_call(
+            "option_logprobs",
+            payloads,
+            lambda ps, done: self._option_logprobs([p["messages"] for p in ps], options, done=done),
+            to_result,
+            from_result,
+        )
 
     def continuation_logprobs(self, prefixes: Sequence[str], texts: Sequence[str]) -> list[TokenLogprobs]:
         """log P of each token of ``text`` after ``prefix`` (plain text, no chat template)."""
@@ -313,10 +343,13 @@ class LLMClient:
         def from_result(r):
             return {"logprobs": list(r), "tokens": r.tokens, "prompt_tokens": r.prompt_tokens}
 
-        return self._cached_call("continuation_logprobs", payloads,
-                                 lambda ps, done: self._continuation_logprobs([p["prefix"] for p in ps],
-                                                                              [p["text"] for p in ps], done=done),
-                                 to_result, from_result)
+        return self._cached_call(
+            "continuation_logprobs",
+            payloads,
+            lambda ps, done: self._continuation_logprobs([p["prefix"] for p in ps], [p["text"] for p in ps], done=done),
+            to_result,
+            from_result,
+        )
 
     def close(self) -> None:
         if self.cache is not None:
@@ -326,8 +359,7 @@ class LLMClient:
 
     # ``done(j, result)``, optional: report item j's result as soon as it is known (see _cached_call).
 
-    def _generate(self, messages: list[Messages], max_tokens: int, temperature: float,
-                  done=None) -> list[Generation]:
+    def _generate(self, messages: list[Messages], max_tokens: int, temperature: float, done=None) -> list[Generation]:
         raise NotImplementedError
 
     def _option_logprobs(self, messages: list[Messages], options: list[str], done=None) -> list[OptionLogprobs]:
@@ -337,4 +369,14 @@ class LLMClient:
         raise NotImplementedError
 
 
-__all__ = ["LLMConfig", "Generation", "LogprobsUnsupported", "OptionLogprobs", "option_spellings", "TokenLogprobs", "Usage", "LLMClient", "Messages"]
+__all__ = [
+    "LLMConfig",
+    "Generation",
+    "LogprobsUnsupported",
+    "OptionLogprobs",
+    "option_spellings",
+    "TokenLogprobs",
+    "Usage",
+    "LLMClient",
+    "Messages",
+]

@@ -45,7 +45,7 @@ class ResponseCache:
         found: dict[str, str] = {}
         with self._lock:
             for b in range(0, len(digests), 500):
-                part = digests[b:b + 500]
+                part = digests[b : b + 500]
                 q = f"SELECT key, value FROM responses WHERE key IN ({','.join('?' * len(part))})"
                 found.update(self._db.execute(q, part).fetchall())
         return [json.loads(found[d]) if d in found else None for d in digests]

@@ -24,8 +24,9 @@ class LocalClient(LLMClient):
 
     def __init__(self, cfg: LLMConfig, cache=None):
         super().__init__(cfg, cache)
-        self.model_cfg = ModelConfig(name_or_path=cfg.model, dtype=cfg.dtype, device=cfg.device,
-                                     batch_size=cfg.batch_size)
+        self.model_cfg = ModelConfig(
+            name_or_path=cfg.model, dtype=cfg.dtype, device=cfg.device, batch_size=cfg.batch_size
+        )
         self._model = self._tokenizer = None
 
     def _load(self):
@@ -41,8 +42,9 @@ class LocalClient(LLMClient):
         _, tok = self._load()
         prefill = bool(messages) and messages[-1]["role"] == "assistant"
         if tok.chat_template:
-            text = tok.apply_chat_template(list(messages), add_generation_prompt=not prefill,
-                                           continue_final_message=prefill, tokenize=False)
+            text = tok.apply_chat_template(
+                list(messages), add_generation_prompt=not prefill, continue_final_message=prefill, tokenize=False
+            )
             return tok.encode(text, add_special_tokens=False)
         # A base model without a chat template: plain text turns.
         text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
@@ -56,11 +58,11 @@ class LocalClient(LLMClient):
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for i, s in enumerate(seqs):
             if left:
-                ids[i, width - len(s):] = torch.tensor(s)
-                mask[i, width - len(s):] = 1
+                ids[i, width - len(s) :] = torch.tensor(s)
+                mask[i, width - len(s) :] = 1
             else:
-                ids[i, :len(s)] = torch.tensor(s)
-                mask[i, :len(s)] = 1
+                ids[i, : len(s)] = torch.tensor(s)
+                mask[i, : len(s)] = 1
         dev = self.model_cfg.device
         return ids.to(dev), mask.to(dev)
 
@@ -69,7 +71,7 @@ class LocalClient(LLMClient):
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         bs = self.cfg.batch_size
         for b in range(0, len(order), bs):
-            yield order[b:b + bs]
+            yield order[b : b + bs]
 
     @torch.inference_mode()
     def _logits(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,20 +93,27 @@ class LocalClient(LLMClient):
             t0 = time.perf_counter()
             ids, mask = self._pad([prompts[i] for i in batch], left=True)
             kw = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_tokens,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=eos, **kw)
+            gen = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_tokens,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=eos,
+                **kw,
+            )
             dt = (time.perf_counter() - t0) / len(batch)
-            new = gen[:, ids.shape[1]:].tolist()
+            new = gen[:, ids.shape[1] :].tolist()
             n_prompt = n_completion = 0
             for i, seq in zip(batch, new):
                 if eos in seq:
-                    seq = seq[:seq.index(eos) + 1]
+                    seq = seq[: seq.index(eos) + 1]
                 text = tok.decode(seq, skip_special_tokens=True).strip()
                 out[i] = Generation(text, len(prompts[i]), len(seq), dt)
                 n_prompt += len(prompts[i])
                 n_completion += len(seq)
-            self._count(requests=len(batch), prompt_tokens=n_prompt, completion_tokens=n_completion,
-                        seconds=dt * len(batch))
+            self._count(
+                requests=len(batch), prompt_tokens=n_prompt, completion_tokens=n_completion, seconds=dt * len(batch)
+            )
             _report(done, batch, out)
         return out  # type: ignore[return-value]
 
@@ -136,11 +145,11 @@ class LocalClient(LLMClient):
                         seqs.append(prompts[i] + opt_ids[j])
                         where.append((i, j))
                 for b in range(0, len(seqs), self.cfg.batch_size):
-                    lp2, ids2 = self._logits(seqs[b:b + self.cfg.batch_size])
-                    for r, (i, j) in enumerate(where[b:b + self.cfg.batch_size]):
+                    lp2, ids2 = self._logits(seqs[b : b + self.cfg.batch_size])
+                    for r, (i, j) in enumerate(where[b : b + self.cfg.batch_size]):
                         n, k = len(prompts[i]), len(opt_ids[j])
                         pos = torch.arange(n - 1, n + k - 1)
-                        res[i][options[j]] = float(lp2[r, pos, ids2[r, n:n + k]].sum())
+                        res[i][options[j]] = float(lp2[r, pos, ids2[r, n : n + k]].sum())
             dt = time.perf_counter() - t0
             n_prompt = sum(len(prompts[i]) for i in batch)
             for i in batch:
@@ -163,10 +172,13 @@ class LocalClient(LLMClient):
             for r, i in enumerate(batch):
                 n, k = len(pre[i]), len(cont[i])
                 pos = torch.arange(n - 1, n + k - 1)
-                vals = lp[r, pos, ids[r, n:n + k]].tolist() if k else []
+                vals = lp[r, pos, ids[r, n : n + k]].tolist() if k else []
                 out[i] = TokenLogprobs(vals, [tok.decode([t]) for t in cont[i]], prompt_tokens=n + k)
-            self._count(requests=len(batch), prompt_tokens=sum(len(pre[i]) + len(cont[i]) for i in batch),
-                        seconds=time.perf_counter() - t0)
+            self._count(
+                requests=len(batch),
+                prompt_tokens=sum(len(pre[i]) + len(cont[i]) for i in batch),
+                seconds=time.perf_counter() - t0,
+            )
             _report(done, batch, out)
         return out  # type: ignore[return-value]
 

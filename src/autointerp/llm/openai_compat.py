@@ -64,6 +64,7 @@ from .openai_responses import (
 
 log = logging.getLogger(__name__)
 
+
 class _Fatal(Exception):
     """Wraps an error that every request would hit: stop the batch and raise it."""
 
@@ -108,9 +109,19 @@ class OpenAIClient(LLMClient):
     def __init__(self, cfg: LLMConfig, cache=None, credentials: dict | None = None):
         super().__init__(cfg, cache)
         key = resolve_api_key(cfg, credentials)
-        self._endpoints = [_Endpoint(u, openai.OpenAI(api_key=key, base_url=u, timeout=cfg.timeout, max_retries=0,
-                                                      http_client=_http_client(cfg.max_concurrency)))
-                           for u in cfg.base_urls]
+        self._endpoints = [
+            _Endpoint(
+                u,
+                openai.OpenAI(
+                    api_key=key,
+                    base_url=u,
+                    timeout=cfg.timeout,
+                    max_retries=0,
+                    http_client=_http_client(cfg.max_concurrency),
+                ),
+            )
+            for u in cfg.base_urls
+        ]
         self._rr = itertools.count()
         self._ep_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -138,25 +149,33 @@ class OpenAIClient(LLMClient):
 
     def _fatal_error(self, e: Exception, method: str) -> AutointerpError | None:
         if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
-            return AutointerpError(f"{self._where()} refused the API key (HTTP {e.status_code}): check the key in "
-                                   f"${self.cfg.api_key_env} or conf/local/credentials.yml.")
+            return AutointerpError(
+                f"{self._where()} refused the API key (HTTP {e.status_code}): check the key in "
+                f"${self.cfg.api_key_env} or conf/local/credentials.yml."
+            )
         if isinstance(e, openai.NotFoundError):
             if method == "completions with echo" and "model" not in str(e).lower():
                 return _unsupported_echo(self._where())
-            return AutointerpError(f"{self._where()}: HTTP 404 for {method} ({_short(e)}). Check llm.model (is that "
-                                   "model served?) and llm.base_url (it usually ends in /v1).")
-        if (isinstance(e, openai.BadRequestError | openai.UnprocessableEntityError)
-                and ("logprob" in str(e).lower() or (method == "completions with echo" and "echo" in str(e).lower()))):
+            return AutointerpError(
+                f"{self._where()}: HTTP 404 for {method} ({_short(e)}). Check llm.model (is that "
+                "model served?) and llm.base_url (it usually ends in /v1)."
+            )
+        if isinstance(e, openai.BadRequestError | openai.UnprocessableEntityError) and (
+            "logprob" in str(e).lower() or (method == "completions with echo" and "echo" in str(e).lower())
+        ):
             return LogprobsUnsupported(
                 f"the {self._where()} refuses the log-probability request for {method} (HTTP {e.status_code}: "
                 f"{_short(e)}). Lower llm.top_logprobs to what the server allows, use a server that returns "
                 "log-probabilities (vLLM, OpenAI, llama.cpp), or switch the scorers to generated answers "
-                "(for example score.detection.mode: generation).")
+                "(for example score.detection.mode: generation)."
+            )
         if isinstance(e, openai.APIConnectionError) and _refused(e):
             n = len(self._endpoints)
             which = "any of the" if n > 1 else "the"
-            return AutointerpError(f"cannot reach {which} {self._where()} after {self.cfg.max_retries + 1} attempts: "
-                                   f"{_short(e)}. Is the server running? Check llm.base_url.")
+            return AutointerpError(
+                f"cannot reach {which} {self._where()} after {self.cfg.max_retries + 1} attempts: "
+                f"{_short(e)}. Is the server running? Check llm.base_url."
+            )
         return None
 
     def _pick(self) -> _Endpoint:
@@ -216,8 +235,12 @@ class OpenAIClient(LLMClient):
                     fatal = self._fatal_error(e, method)
                     if fatal is not None:
                         raise _Fatal(fatal) from None
-                    return None, f"{type(e).__name__} after {retries + 1} attempts: {_short(e)}", time.perf_counter() - t0
-                delay = min(self.cfg.backoff_max, self.cfg.backoff * 2 ** retries) * (0.5 + random.random())
+                    return (
+                        None,
+                        f"{type(e).__name__} after {retries + 1} attempts: {_short(e)}",
+                        time.perf_counter() - t0,
+                    )
+                delay = min(self.cfg.backoff_max, self.cfg.backoff * 2**retries) * (0.5 + random.random())
                 retry_after = _retry_after(e)
                 if retry_after is not None:
                     delay = max(delay, min(retry_after, self.cfg.backoff_max))
@@ -259,11 +282,14 @@ class OpenAIClient(LLMClient):
         if self._pool is None:
             with self._ep_lock:
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self.cfg.max_concurrency,
-                                                    thread_name_prefix="autointerp-llm")
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=self.cfg.max_concurrency, thread_name_prefix="autointerp-llm"
+                    )
         # each request in a copy of the caller's context: its spending reaches the caller's meters
-        out = [f.result() for f in [self._pool.submit(contextvars.copy_context().run, guarded, j, it)
-                                    for j, it in enumerate(items)]]
+        out = [
+            f.result()
+            for f in [self._pool.submit(contextvars.copy_context().run, guarded, j, it) for j, it in enumerate(items)]
+        ]
         if batch.fatal is not None:
             raise batch.fatal
         return out
@@ -273,8 +299,9 @@ class OpenAIClient(LLMClient):
     def _generate(self, messages: list[Messages], max_tokens: int, temperature: float, done=None) -> list[Generation]:
         def one(msgs, batch):
             body = {"model": self.cfg.model, "messages": msgs, "max_tokens": max_tokens, "temperature": temperature}
-            resp, err, dt = self._call(lambda c: c.post("/chat/completions", body=body, cast_to=object),
-                                       "chat completions", batch)
+            resp, err, dt = self._call(
+                lambda c: c.post("/chat/completions", body=body, cast_to=object), "chat completions", batch
+            )
             if err is None:
                 try:
                     text = resp["choices"][0]["message"]["content"]
@@ -295,19 +322,31 @@ class OpenAIClient(LLMClient):
         spellings = {o: option_spellings(o) for o in options}
 
         def one(msgs, batch):
-            body = {"model": self.cfg.model, "messages": msgs, "max_tokens": 1, "temperature": 0.0, "logprobs": True,
-                    "top_logprobs": k}
-            resp, err, dt = self._call(lambda c: c.post("/chat/completions", body=body, cast_to=object),
-                                       "chat completions with logprobs", batch)
+            body = {
+                "model": self.cfg.model,
+                "messages": msgs,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "logprobs": True,
+                "top_logprobs": k,
+            }
+            resp, err, dt = self._call(
+                lambda c: c.post("/chat/completions", body=body, cast_to=object),
+                "chat completions with logprobs",
+                batch,
+            )
             if err is None:
                 try:
                     lp = resp["choices"][0].get("logprobs")
                     content = lp.get("content") if isinstance(lp, dict) else None
                     if not content:
-                        raise _Fatal(LogprobsUnsupported(
-                            f"the {self._where()} returns no log-probabilities for chat completions "
-                            "(logprobs=True, top_logprobs). Use a server that does (vLLM, OpenAI, llama.cpp) or "
-                            "switch the scorer to generated answers (for example score.detection.mode: generation)."))
+                        raise _Fatal(
+                            LogprobsUnsupported(
+                                f"the {self._where()} returns no log-probabilities for chat completions "
+                                "(logprobs=True, top_logprobs). Use a server that does (vLLM, OpenAI, llama.cpp) or "
+                                "switch the scorer to generated answers (for example score.detection.mode: generation)."
+                            )
+                        )
                     values = option_values(content[0], spellings)
                     pt, ct = _tokens(resp)
                     self._count(requests=1, prompt_tokens=pt, completion_tokens=ct, seconds=dt)
@@ -322,10 +361,17 @@ class OpenAIClient(LLMClient):
     def _continuation_logprobs(self, prefixes: list[str], texts: list[str], done=None) -> list[TokenLogprobs]:
         def one(pair, batch):
             prefix, text = pair
-            body = {"model": self.cfg.model, "prompt": prefix + text, "max_tokens": 1, "temperature": 0.0, "echo": True,
-                    "logprobs": 0}
-            resp, err, dt = self._call(lambda c: c.post("/completions", body=body, cast_to=object),
-                                       "completions with echo", batch)
+            body = {
+                "model": self.cfg.model,
+                "prompt": prefix + text,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "echo": True,
+                "logprobs": 0,
+            }
+            resp, err, dt = self._call(
+                lambda c: c.post("/completions", body=body, cast_to=object), "completions with echo", batch
+            )
             if err is None:
                 try:
                     lp = resp["choices"][0].get("logprobs")

@@ -11,8 +11,13 @@ import openai
 
 from .base import LogprobsUnsupported
 
-RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError,
-             openai.ConflictError)
+RETRYABLE = (
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.ConflictError,
+)
 
 
 def _refused(e: BaseException) -> bool:
@@ -34,8 +39,11 @@ def _http_client(concurrency: int):
         return None
     if concurrency <= limits.max_keepalive_connections:
         return None
-    return openai.DefaultHttpxClient(limits=type(limits)(max_connections=max(concurrency, limits.max_connections or 0),
-                                                         max_keepalive_connections=concurrency))
+    return openai.DefaultHttpxClient(
+        limits=type(limits)(
+            max_connections=max(concurrency, limits.max_connections or 0), max_keepalive_connections=concurrency
+        )
+    )
 
 
 def option_values(first: dict, spellings: dict[str, list[str]]) -> dict[str, float]:
@@ -60,7 +68,8 @@ def _unsupported_echo(where: str) -> LogprobsUnsupported:
     return LogprobsUnsupported(
         f"the {where} does not return prompt log-probabilities (completions endpoint with echo=True "
         "and logprobs), which the surprisal scorer and the batched mode of detection and fuzzing need. Use a "
-        "server that does (vLLM), or score.detection.mode / score.fuzzing.mode: logprob and no surprisal.")
+        "server that does (vLLM), or score.detection.mode / score.fuzzing.mode: logprob and no surprisal."
+    )
 
 
 def _tokens(resp: dict) -> tuple[int, int]:

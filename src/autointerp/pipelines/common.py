@@ -32,4 +32,3 @@ def mlflow_metrics(prefix: str, metrics: dict) -> dict:
     """``{"<prefix>.<key>": {"value": float, "step": 0}}`` for the MLflow metrics dataset
     (keys taken as they are when ``prefix`` is empty)."""
     return {f"{prefix}.{k}" if prefix else k: {"value": float(v), "step": 0} for k, v in metrics.items()}
-

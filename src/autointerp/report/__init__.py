@@ -17,8 +17,12 @@ from .site import build_site, esc, render_tokens
 from .summaries import similarity_matrices
 
 
-def build_report(data: list[HookpointData], cfg: ReportConfig, similarity: dict[str, Any] | None = None,
-                 calibration: dict[str, Any] | None = None):
+def build_report(
+    data: list[HookpointData],
+    cfg: ReportConfig,
+    similarity: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
+):
     """``(figures, site)``: the run's plots by file name, and the site's pages by relative path.
     ``calibration``: the calibrate stage's ``words``, ``verdicts``, ``hits`` and ``summary`` tables (or None)."""
     matrices = similarity_matrices(similarity)
@@ -27,5 +31,13 @@ def build_report(data: list[HookpointData], cfg: ReportConfig, similarity: dict[
     return figures, site
 
 
-__all__ = ["HookpointData", "ReportConfig", "as_frame", "build_report", "build_site", "esc",
-           "hookpoint_data", "render_tokens"]
+__all__ = [
+    "HookpointData",
+    "ReportConfig",
+    "as_frame",
+    "build_report",
+    "build_site",
+    "esc",
+    "hookpoint_data",
+    "render_tokens",
+]

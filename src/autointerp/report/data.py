@@ -25,8 +25,17 @@ ROLE_STAGE = {
     "score_summary": "score",
 }
 METRIC_COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc")
-EXAMPLE_COLUMNS = ("hookpoint", "latent", "split", "kind", "quantile", "tokens", "activations",
-                   "max_activation", "marked")
+EXAMPLE_COLUMNS = (
+    "hookpoint",
+    "latent",
+    "split",
+    "kind",
+    "quantile",
+    "tokens",
+    "activations",
+    "max_activation",
+    "marked",
+)
 
 
 @dataclass(frozen=True)
@@ -35,8 +44,8 @@ class ReportConfig:
 
     title: str = "autointerp latent browser"
     metrics: list[str] = field(default_factory=lambda: ["balanced_accuracy", "auroc"])
-    max_activating: int = 20          # activating examples shown per latent page
-    max_non_activating: int = 8       # non-activating examples shown per kind
+    max_activating: int = 20  # activating examples shown per latent page
+    max_non_activating: int = 8  # non-activating examples shown per kind
     histogram_bins: int = 30
     histograms_from_cache: bool = True  # exact histogram from the latent cache, else from examples
     stages: list[str] = field(default_factory=lambda: ["sample", "explain", "score", "calibrate", "similarity"])
@@ -98,14 +107,18 @@ class HookpointData:
     latents: pd.DataFrame | None = None
     examples: pd.DataFrame | None = None
     explanations: pd.DataFrame | None = None
-    metrics: pd.DataFrame | None = None       # per-latent score metrics
-    summary: pd.DataFrame | None = None       # the score stage's summary per (scorer, explainer)
+    metrics: pd.DataFrame | None = None  # per-latent score metrics
+    summary: pd.DataFrame | None = None  # the score stage's summary per (scorer, explainer)
     histograms: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def missing(self, role: str) -> str | None:
         """A note when a table is missing: which pipeline writes it."""
-        table = {"latents": self.latents, "examples": self.examples,
-                 "explanations": self.explanations, "scores": self.metrics}[role]
+        table = {
+            "latents": self.latents,
+            "examples": self.examples,
+            "explanations": self.explanations,
+            "scores": self.metrics,
+        }[role]
         if table is not None:
             return None
         stage = ROLE_STAGE[role]
@@ -118,8 +131,9 @@ class HookpointData:
         return sorted(self.histograms)
 
 
-def hookpoint_data(hookpoint: str, tables: Mapping[str, Any], cfg: ReportConfig,
-                   latent_cache: Any = None) -> HookpointData:
+def hookpoint_data(
+    hookpoint: str, tables: Mapping[str, Any], cfg: ReportConfig, latent_cache: Any = None
+) -> HookpointData:
     """Normalise one hookpoint's tables (``tables`` maps role -> loaded dataset or None)."""
     examples = as_frame(tables.get("examples"), EXAMPLE_COLUMNS)
     if examples is not None:
@@ -250,7 +264,9 @@ def metric_pairs(data: HookpointData, latent: int) -> dict[tuple[str, str], dict
     value_cols = [c for c in rows.columns if c in METRIC_COLUMNS or c.startswith("recall_q") or c in ("n", "n_failed")]
     for (scorer, explainer), g in rows.groupby(["scorer", "_explainer"], sort=True):
         per: dict[str, dict[str, float | None]] = {}
-        for ctrl_flag, sub in g.groupby(g["control"].astype(bool) if "control" in g.columns else np.zeros(len(g), bool)):
+        for ctrl_flag, sub in g.groupby(
+            g["control"].astype(bool) if "control" in g.columns else np.zeros(len(g), bool)
+        ):
             key = "control" if ctrl_flag else "real"
             for c in value_cols:
                 v = pd.to_numeric(sub[c], errors="coerce").mean()
@@ -268,8 +284,10 @@ def index_rows(data: list[HookpointData], cfg: ReportConfig) -> list[dict]:
         expl = _explanations_by_latent(d.explanations)
         for lat in d.latent_ids():
             info = lat_info.get(lat, {})
-            by_explainer = {e: {"explanation": _text(r.get("explanation")), "failure": _text(r.get("failure"))}
-                            for e, r in expl.get(lat, {}).items()}
+            by_explainer = {
+                e: {"explanation": _text(r.get("explanation")), "failure": _text(r.get("failure"))}
+                for e, r in expl.get(lat, {}).items()
+            }
             first = next(iter(by_explainer[e] for e in order_explainers(by_explainer)), None) if by_explainer else None
             row = {
                 "hookpoint": d.hookpoint,

@@ -39,15 +39,21 @@ def histogram_svg(counts: np.ndarray, edges: np.ndarray, width: int = 420, heigh
     bars = []
     for i, c in enumerate(counts):
         bh = h * float(c) / top
-        bars.append(f'<rect x="{pad_l + i * bw:.1f}" y="{5 + h - bh:.1f}" width="{max(bw - 1, 1):.1f}" '
-                    f'height="{bh:.1f}" fill="#e07800"><title>{esc(fmt(edges[i]))}–{esc(fmt(edges[i + 1]))}: '
-                    f'{int(c)}</title></rect>')
-    axis = (f'<text x="{pad_l}" y="{height - 4}" font-size="10">0</text>'
-            f'<text x="{width - 5}" y="{height - 4}" font-size="10" text-anchor="end">{esc(fmt(edges[-1]))}</text>'
-            f'<text x="{pad_l - 4}" y="14" font-size="10" text-anchor="end">{int(top)}</text>'
-            f'<text x="{pad_l - 4}" y="{5 + h}" font-size="10" text-anchor="end">0</text>')
-    return (f'<svg class="histogram" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'role="img"><title>activation histogram</title>{"".join(bars)}{axis}</svg>')
+        bars.append(
+            f'<rect x="{pad_l + i * bw:.1f}" y="{5 + h - bh:.1f}" width="{max(bw - 1, 1):.1f}" '
+            f'height="{bh:.1f}" fill="#e07800"><title>{esc(fmt(edges[i]))}–{esc(fmt(edges[i + 1]))}: '
+            f"{int(c)}</title></rect>"
+        )
+    axis = (
+        f'<text x="{pad_l}" y="{height - 4}" font-size="10">0</text>'
+        f'<text x="{width - 5}" y="{height - 4}" font-size="10" text-anchor="end">{esc(fmt(edges[-1]))}</text>'
+        f'<text x="{pad_l - 4}" y="14" font-size="10" text-anchor="end">{int(top)}</text>'
+        f'<text x="{pad_l - 4}" y="{5 + h}" font-size="10" text-anchor="end">0</text>'
+    )
+    return (
+        f'<svg class="histogram" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img"><title>activation histogram</title>{"".join(bars)}{axis}</svg>'
+    )
 
 
 def _count(v) -> str:
@@ -55,8 +61,11 @@ def _count(v) -> str:
 
 
 def _scores_table(pairs: dict, cfg: ReportConfig) -> str:
-    metrics = [m for m in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc")
-               if any(m in per for per in pairs.values())]
+    metrics = [
+        m
+        for m in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc")
+        if any(m in per for per in pairs.values())
+    ]
     head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
     rows = []
     for (scorer, explainer), per in pairs.items():
@@ -72,18 +81,24 @@ def _scores_table(pairs: dict, cfg: ReportConfig) -> str:
             n = per.get("n", {}).get("real" if label != "control" else "control")
             nf = per.get("n_failed", {}).get("real" if label != "control" else "control")
             extra = "" if label == "real − control" else f"n={_count(n)}, failed={_count(nf)}"
-            rows.append(f"<tr><td>{esc(scorer)}</td><td>{esc(explainer)}</td><td>{esc(label)}</td>{''.join(cells)}"
-                        f"<td>{esc(extra)}</td></tr>")
-    return (f'<table class="scores"><thead><tr><th>scorer</th><th>explainer</th><th>explanation</th>{head}'
-            f'<th>examples</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            rows.append(
+                f"<tr><td>{esc(scorer)}</td><td>{esc(explainer)}</td><td>{esc(label)}</td>{''.join(cells)}"
+                f"<td>{esc(extra)}</td></tr>"
+            )
+    return (
+        f'<table class="scores"><thead><tr><th>scorer</th><th>explainer</th><th>explanation</th>{head}'
+        f"<th>examples</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _recall_table(pairs: dict) -> str:
-    qs = sorted({c for per in pairs.values() for c in per if c.startswith("recall_q")},
-                key=lambda c: int(c[len("recall_q"):]) if c[len("recall_q"):].isdigit() else 0)
+    qs = sorted(
+        {c for per in pairs.values() for c in per if c.startswith("recall_q")},
+        key=lambda c: int(c[len("recall_q") :]) if c[len("recall_q") :].isdigit() else 0,
+    )
     if not qs:
         return '<p class="note">no recall by quantile in the score table</p>'
-    head = "".join(f"<th>{esc(q[len('recall_'):])}</th>" for q in qs)
+    head = "".join(f"<th>{esc(q[len('recall_') :])}</th>" for q in qs)
     rows = []
     for (scorer, explainer), per in pairs.items():
         for label in ("real", "control"):
@@ -92,9 +107,13 @@ def _recall_table(pairs: dict) -> str:
                 v = per.get(q, {}).get(label)
                 bg = "" if v is None else f' style="background:rgba(0,120,255,{max(0.0, min(1.0, v)) * 0.6:.2f})"'
                 cells.append(f'<td class="num"{bg}>{esc(fmt(v))}</td>')
-            rows.append(f"<tr><td>{esc(scorer)}</td><td>{esc(explainer)}</td><td>{esc(label)}</td>{''.join(cells)}</tr>")
-    return (f'<table class="recall"><thead><tr><th>scorer</th><th>explainer</th><th>explanation</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table><p>q0 = weakest activation quantile.</p>')
+            rows.append(
+                f"<tr><td>{esc(scorer)}</td><td>{esc(explainer)}</td><td>{esc(label)}</td>{''.join(cells)}</tr>"
+            )
+    return (
+        f'<table class="recall"><thead><tr><th>scorer</th><th>explainer</th><th>explanation</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table><p>q0 = weakest activation quantile.</p>"
+    )
 
 
 def _examples_html(df: pd.DataFrame, scale: float) -> str:
@@ -107,19 +126,22 @@ def _examples_html(df: pd.DataFrame, scale: float) -> str:
         marked = r.get("marked")
         marked = -1 if marked is None or (isinstance(marked, float) and math.isnan(marked)) else int(marked)
         toks = render_tokens(list(r.get("tokens") or []), list(r.get("activations") or []), marked, scale)
-        out.append(f'<div class="ex {esc(r.get("kind"))}"><span class="meta">{esc(" · ".join(meta))}</span>{toks}</div>')
+        out.append(
+            f'<div class="ex {esc(r.get("kind"))}"><span class="meta">{esc(" · ".join(meta))}</span>{toks}</div>'
+        )
     return "".join(out)
 
 
-def render_latent(d: HookpointData, latent: int, row: dict, examples: pd.DataFrame | None,
-                  cfg: ReportConfig, plot_names: list[str]) -> str:
+def render_latent(
+    d: HookpointData, latent: int, row: dict, examples: pd.DataFrame | None, cfg: ReportConfig, plot_names: list[str]
+) -> str:
     hp = d.hookpoint
     title = f"{hp} latent {latent}"
-    stats = " · ".join(f"{k} {esc(fmt(row.get(k)))}" for k in ("frequency", "firing_count", "max_activation")
-                       if row.get(k) is not None)
+    stats = " · ".join(
+        f"{k} {esc(fmt(row.get(k)))}" for k in ("frequency", "firing_count", "max_activation") if row.get(k) is not None
+    )
     status = row.get("status")
-    parts = ['<nav><a href="../../index.html">← all latents</a></nav>',
-             f"<h1>{esc(hp)} · latent {int(latent)}</h1>"]
+    parts = ['<nav><a href="../../index.html">← all latents</a></nav>', f"<h1>{esc(hp)} · latent {int(latent)}</h1>"]
     if stats:
         parts.append(f"<p>{stats}</p>")
     elif d.missing("latents"):
@@ -131,8 +153,11 @@ def render_latent(d: HookpointData, latent: int, row: dict, examples: pd.DataFra
     if len(by_explainer) > 1:
         for e in order_explainers(by_explainer):
             x = by_explainer[e]
-            text = esc(x["explanation"]) if x["explanation"] is not None else \
-                f'<span class="note">the explainer failed: {esc(x["failure"])}</span>'
+            text = (
+                esc(x["explanation"])
+                if x["explanation"] is not None
+                else f'<span class="note">the explainer failed: {esc(x["failure"])}</span>'
+            )
             parts.append(f'<p class="explanation" data-explainer="{esc(e)}"><b>{esc(e)}</b>: {text}</p>')
     elif row.get("explanation") is not None:
         parts.append(f'<p class="explanation">{esc(row["explanation"])}</p>')
@@ -159,15 +184,21 @@ def render_latent(d: HookpointData, latent: int, row: dict, examples: pd.DataFra
         act = examples[examples["kind"] == "activating"]
         scale = row.get("max_activation") or (float(act["max_activation"].max()) if len(act) else 1.0)
         parts.append(f"<h2>Activating examples ({len(act)} strongest shown)</h2>")
-        parts.append(f'<div class="examples activating">{_examples_html(act, scale)}</div>' if len(act)
-                     else '<p class="note">no activating examples</p>')
+        parts.append(
+            f'<div class="examples activating">{_examples_html(act, scale)}</div>'
+            if len(act)
+            else '<p class="note">no activating examples</p>'
+        )
         rest = examples[examples["kind"] != "activating"]
         parts.append("<h2>Non-activating examples</h2>")
         if not len(rest):
             parts.append('<p class="note">no non-activating examples</p>')
         for kind, g in rest.groupby("kind", sort=True):
-            parts.append(f"<h3>{esc(kind)}</h3><div class=\"examples {esc(kind)}\">{_examples_html(g, scale)}</div>")
+            parts.append(f'<h3>{esc(kind)}</h3><div class="examples {esc(kind)}">{_examples_html(g, scale)}</div>')
     if plot_names:
-        parts.append("<h2>Run plots</h2><ul>" + "".join(
-            f'<li><a href="../../../{PLOTS_DIR}/{esc(n)}">{esc(n)}</a></li>' for n in plot_names) + "</ul>")
+        parts.append(
+            "<h2>Run plots</h2><ul>"
+            + "".join(f'<li><a href="../../../{PLOTS_DIR}/{esc(n)}">{esc(n)}</a></li>' for n in plot_names)
+            + "</ul>"
+        )
     return page(title, "\n".join(parts))

@@ -25,8 +25,11 @@ def _safe(name: str) -> str:
 
 
 def frequency_plot(data: list[HookpointData]) -> dict[str, Figure]:
-    freqs = {d.hookpoint: pd.to_numeric(d.latents["frequency"], errors="coerce").dropna().to_numpy()
-             for d in data if d.latents is not None and "frequency" in d.latents.columns}
+    freqs = {
+        d.hookpoint: pd.to_numeric(d.latents["frequency"], errors="coerce").dropna().to_numpy()
+        for d in data
+        if d.latents is not None and "frequency" in d.latents.columns
+    }
     freqs = {k: v[v > 0] for k, v in freqs.items() if (v > 0).any()}
     if not freqs:
         return {}
@@ -50,8 +53,9 @@ def distribution_plots(data: list[HookpointData], cfg: ReportConfig) -> dict[str
         if not len(df):
             continue
         hps, scs = sorted(df["hookpoint"].unique()), sorted(df["scorer"].unique())
-        fig, axes = plt.subplots(len(hps), len(scs), figsize=(3.2 * len(scs), 2.6 * len(hps)),
-                                 squeeze=False, sharex=True)
+        fig, axes = plt.subplots(
+            len(hps), len(scs), figsize=(3.2 * len(scs), 2.6 * len(hps)), squeeze=False, sharex=True
+        )
         bins = np.linspace(min(0.0, df["value"].min()), max(1.0, df["value"].max()), 21)
         for i, hp in enumerate(hps):
             for j, sc in enumerate(scs):
@@ -62,8 +66,13 @@ def distribution_plots(data: list[HookpointData], cfg: ReportConfig) -> dict[str
                     v = sub.loc[(sub["control"] == False) & (sub["explainer"] == e), "value"]  # noqa: E712
                     if len(v):
                         label = "real" if len(names) == 1 else e
-                        ax.hist(v, bins=bins, alpha=0.6, color=REAL if len(names) == 1 else f"C{k}",
-                                label=f"{label} (mean {v.mean():.2f})")
+                        ax.hist(
+                            v,
+                            bins=bins,
+                            alpha=0.6,
+                            color=REAL if len(names) == 1 else f"C{k}",
+                            label=f"{label} (mean {v.mean():.2f})",
+                        )
                 v = sub.loc[sub["control"] == True, "value"]  # noqa: E712
                 if len(v):
                     ax.hist(v, bins=bins, alpha=0.7, color=CONTROL, label=f"control (mean {v.mean():.2f})")
@@ -114,8 +123,11 @@ def explainer_comparison_plot(data: list[HookpointData], cfg: ReportConfig) -> d
     its bootstrap 95% interval: does the LLM beat the statistical baseline?"""
     from .summaries import summary_rows
 
-    rows = [r for r in summary_rows(data, cfg) if r["metric"] == cfg.metrics[0] and r["delta"] is not None
-            and r["explainer"] != "none"]
+    rows = [
+        r
+        for r in summary_rows(data, cfg)
+        if r["metric"] == cfg.metrics[0] and r["delta"] is not None and r["explainer"] != "none"
+    ]
     names = sorted({r["explainer"] for r in rows})
     if len(names) < 2:
         return {}
@@ -129,7 +141,9 @@ def explainer_comparison_plot(data: list[HookpointData], cfg: ReportConfig) -> d
             vals.append(np.nan if r is None else r["delta"])
             lo.append(0.0 if r is None or r["delta_lo"] is None else r["delta"] - r["delta_lo"])
             hi.append(0.0 if r is None or r["delta_hi"] is None else r["delta_hi"] - r["delta"])
-        ax.bar(np.arange(len(keys)) + (i - (len(names) - 1) / 2) * width, vals, width, yerr=[lo, hi], capsize=3, label=e)
+        ax.bar(
+            np.arange(len(keys)) + (i - (len(names) - 1) / 2) * width, vals, width, yerr=[lo, hi], capsize=3, label=e
+        )
     ax.axhline(0, color="k", linewidth=0.8)
     ax.set_xticks(np.arange(len(keys)), [f"{h}\n{s}" for h, s in keys], fontsize=7)
     ax.set_ylabel(f"{cfg.metrics[0]}: real − control")
@@ -192,8 +206,9 @@ def placeholder_plot(text: str) -> dict[str, Figure]:
     return {"no_data.png": fig}
 
 
-def all_plots(data: list[HookpointData], cfg: ReportConfig,
-              matrices: dict[str, pd.DataFrame] | None = None) -> dict[str, Figure]:
+def all_plots(
+    data: list[HookpointData], cfg: ReportConfig, matrices: dict[str, pd.DataFrame] | None = None
+) -> dict[str, Figure]:
     figs: dict[str, Figure] = {}
     figs.update(frequency_plot(data))
     figs.update(distribution_plots(data, cfg))

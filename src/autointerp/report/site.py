@@ -25,11 +25,27 @@ from .html import CSS, INDEX_JS, PAGE, PLOTS_DIR, esc, fmt, latent_page_path, pa
 from .latent_page import histogram_svg, render_latent, render_tokens
 from .summaries import calibration_view, summary_rows, uninformative_scorers
 
-__all__ = ["CSS", "INDEX_JS", "PAGE", "PLOTS_DIR", "build_site", "esc", "fmt", "histogram_svg", "latent_page_path",
-           "page", "render_calibration", "render_index", "render_latent", "render_summary", "render_tokens"]
+__all__ = [
+    "CSS",
+    "INDEX_JS",
+    "PAGE",
+    "PLOTS_DIR",
+    "build_site",
+    "esc",
+    "fmt",
+    "histogram_svg",
+    "latent_page_path",
+    "page",
+    "render_calibration",
+    "render_index",
+    "render_latent",
+    "render_summary",
+    "render_tokens",
+]
 
 
 # ---------------------------------------------------------------------------------------- index
+
 
 def _score_columns(data: list[HookpointData], cfg: ReportConfig) -> list[tuple[str, str, str]]:
     """(scorer, metric, explainer) triples with at least one value in the run."""
@@ -75,16 +91,20 @@ def render_summary(data: list[HookpointData], cfg: ReportConfig, flagged: dict[s
         cls = ' class="uninformative"' if r["scorer"] in flagged else ""
         star = " ★" if r["best"] else ""
         title = f' title="{esc(flagged[r["scorer"]])} (calibration)"' if r["scorer"] in flagged else ""
-        body.append(f'<tr{cls}{title}><td>{esc(r["hookpoint"])}</td><td>{esc(r["scorer"] + _mark(r["scorer"], flagged))}</td>'
-                    f'<td>{esc(r["metric"])}</td><td class="{"best" if r["best"] else ""}">{esc(r["explainer"] + star)}</td>'
-                    f'<td class="num">{esc(_ci(r["mean"], r["lo"], r["hi"]))}</td><td class="num">{esc(fmt(r["control"]))}</td>'
-                    f'<td class="num {"best" if r["best"] else ""}">{esc(_ci(r["delta"], r["delta_lo"], r["delta_hi"]))}</td>'
-                    f'<td class="num">{r["n"]}</td></tr>')
-    return ('<table id="summary"><thead><tr><th>hookpoint</th><th>scorer</th><th>metric</th><th>explainer</th>'
-            '<th>real [95% CI]</th><th>shuffled control</th><th>real − control [95% CI]</th><th>latents</th></tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>'
-            '<p>★ the explainer with the highest real − control for that hookpoint and scorer. '
-            '⚠ a scorer the same run\'s calibration found not informative: its scores say little.</p>')
+        body.append(
+            f"<tr{cls}{title}><td>{esc(r['hookpoint'])}</td><td>{esc(r['scorer'] + _mark(r['scorer'], flagged))}</td>"
+            f'<td>{esc(r["metric"])}</td><td class="{"best" if r["best"] else ""}">{esc(r["explainer"] + star)}</td>'
+            f'<td class="num">{esc(_ci(r["mean"], r["lo"], r["hi"]))}</td><td class="num">{esc(fmt(r["control"]))}</td>'
+            f'<td class="num {"best" if r["best"] else ""}">{esc(_ci(r["delta"], r["delta_lo"], r["delta_hi"]))}</td>'
+            f'<td class="num">{r["n"]}</td></tr>'
+        )
+    return (
+        '<table id="summary"><thead><tr><th>hookpoint</th><th>scorer</th><th>metric</th><th>explainer</th>'
+        "<th>real [95% CI]</th><th>shuffled control</th><th>real − control [95% CI]</th><th>latents</th></tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+        "<p>★ the explainer with the highest real − control for that hookpoint and scorer. "
+        "⚠ a scorer the same run's calibration found not informative: its scores say little.</p>"
+    )
 
 
 def render_calibration(calibration: dict | None, cfg: ReportConfig) -> str:
@@ -92,47 +112,74 @@ def render_calibration(calibration: dict | None, cfg: ReportConfig) -> str:
     view = calibration_view(calibration)
     v, hits, summary = view["verdicts"], view["hits"], view["summary"]
     if v is None:
-        return ('<p class="note">No calibration: not available yet (run <code>kedro run --pipelines calibrate</code>, '
-                'or it is off: <code>calibrate.enabled</code>).</p>')
-    parts = ["<p>Known-answer latents: exact detectors of single words at the embedding output, explained "
-             "and scored like real latents. A scorer is <b>informative</b> when the true explanation "
-             "(<code>the word \"X\"</code>) beats shuffled explanations by at least 0.2 AUROC with a 95% interval "
-             "above 0.</p>"]
+        return (
+            '<p class="note">No calibration: not available yet (run <code>kedro run --pipelines calibrate</code>, '
+            "or it is off: <code>calibrate.enabled</code>).</p>"
+        )
+    parts = [
+        "<p>Known-answer latents: exact detectors of single words at the embedding output, explained "
+        "and scored like real latents. A scorer is <b>informative</b> when the true explanation "
+        '(<code>the word "X"</code>) beats shuffled explanations by at least 0.2 AUROC with a 95% interval '
+        "above 0.</p>"
+    ]
     body = []
     for r in v.to_dict("records"):
         verdict = str(r.get("verdict"))
         cls = "verdict-informative" if verdict == "informative" else "verdict-not"
-        body.append(f'<tr data-scorer="{esc(r["scorer"])}"><td>{esc(r["scorer"])}</td><td>{esc(r.get("metric"))}</td>'
-                    f'<td class="num">{esc(_ci(_f(r.get("true")), _f(r.get("true_lo")), _f(r.get("true_hi"))))}</td>'
-                    f'<td class="num">{esc(_ci(_f(r.get("shuffled")), _f(r.get("shuffled_lo")), _f(r.get("shuffled_hi"))))}</td>'
-                    f'<td class="num">{esc(_ci(_f(r.get("delta")), _f(r.get("delta_lo")), _f(r.get("delta_hi"))))}</td>'
-                    f'<td class="num">{esc(r.get("n_latents"))}</td><td class="{cls}">{esc(verdict)}</td></tr>')
+        body.append(
+            f'<tr data-scorer="{esc(r["scorer"])}"><td>{esc(r["scorer"])}</td><td>{esc(r.get("metric"))}</td>'
+            f'<td class="num">{esc(_ci(_f(r.get("true")), _f(r.get("true_lo")), _f(r.get("true_hi"))))}</td>'
+            f'<td class="num">{esc(_ci(_f(r.get("shuffled")), _f(r.get("shuffled_lo")), _f(r.get("shuffled_hi"))))}</td>'
+            f'<td class="num">{esc(_ci(_f(r.get("delta")), _f(r.get("delta_lo")), _f(r.get("delta_hi"))))}</td>'
+            f'<td class="num">{esc(r.get("n_latents"))}</td><td class="{cls}">{esc(verdict)}</td></tr>'
+        )
     words = view["words"]
     if words is not None and len(words) and "status" in words.columns:
         ok = words[words["status"] == "ok"]
         refused = words[words["status"] != "ok"]
-        parts.append('<p id="calibration-words">Known-answer words: ' + esc(", ".join(map(str, ok["word"]))) +
-                     (f'; refused: {esc(", ".join(f"{r.word} ({r.status})" for r in refused.itertuples()))}'
-                      if len(refused) else "") + ".</p>")
-    parts.append('<table id="verdicts"><thead><tr><th>scorer</th><th>metric</th><th>true [95% CI]</th>'
-                 '<th>shuffled [95% CI]</th><th>true − shuffled [95% CI]</th><th>latents</th><th>verdict</th></tr>'
-                 f'</thead><tbody>{"".join(body)}</tbody></table>')
+        parts.append(
+            '<p id="calibration-words">Known-answer words: '
+            + esc(", ".join(map(str, ok["word"])))
+            + (
+                f"; refused: {esc(', '.join(f'{r.word} ({r.status})' for r in refused.itertuples()))}"
+                if len(refused)
+                else ""
+            )
+            + ".</p>"
+        )
+    parts.append(
+        '<table id="verdicts"><thead><tr><th>scorer</th><th>metric</th><th>true [95% CI]</th>'
+        "<th>shuffled [95% CI]</th><th>true − shuffled [95% CI]</th><th>latents</th><th>verdict</th></tr>"
+        f"</thead><tbody>{''.join(body)}</tbody></table>"
+    )
     if summary is not None and len(summary):
         own = summary[~summary["explanation"].isin(["true", "shuffled"])]
         if len(own):
-            parts.append("<p>With the explainers' own explanations: " + "; ".join(
-                f"{esc(r['scorer'])} {esc(r['explanation'])} {esc(_ci(_f(r['mean']), _f(r['lo']), _f(r['hi'])))}"
-                for r in own.to_dict("records")) + ".</p>")
+            parts.append(
+                "<p>With the explainers' own explanations: "
+                + "; ".join(
+                    f"{esc(r['scorer'])} {esc(r['explanation'])} {esc(_ci(_f(r['mean']), _f(r['lo']), _f(r['hi'])))}"
+                    for r in own.to_dict("records")
+                )
+                + ".</p>"
+            )
     if hits is not None and len(hits):
         rates = hits.assign(hit=hits["hit"].astype(str).str.lower().isin(["true", "1"])).groupby("explainer")["hit"]
-        parts.append('<p id="hit-rates">Explainer hit rate (explanations naming the word): ' + ", ".join(
-            f"{esc(e)} {int(g.sum())}/{len(g)}" for e, g in rates) + ".</p>")
-        rows = "".join(f'<tr><td>{esc(r["word"])}</td><td>{esc(r["explainer"])}</td>'
-                       f'<td>{esc(r["explanation"] if isinstance(r["explanation"], str) else "failed: " + str(r["failure"]))}</td>'
-                       f'<td>{"yes" if str(r["hit"]).lower() in ("true", "1") else "no"}</td></tr>'
-                       for r in hits.to_dict("records"))
-        parts.append('<table id="calibration-explanations"><thead><tr><th>word</th><th>explainer</th><th>explanation</th>'
-                     f'<th>names the word</th></tr></thead><tbody>{rows}</tbody></table>')
+        parts.append(
+            '<p id="hit-rates">Explainer hit rate (explanations naming the word): '
+            + ", ".join(f"{esc(e)} {int(g.sum())}/{len(g)}" for e, g in rates)
+            + ".</p>"
+        )
+        rows = "".join(
+            f"<tr><td>{esc(r['word'])}</td><td>{esc(r['explainer'])}</td>"
+            f"<td>{esc(r['explanation'] if isinstance(r['explanation'], str) else 'failed: ' + str(r['failure']))}</td>"
+            f"<td>{'yes' if str(r['hit']).lower() in ('true', '1') else 'no'}</td></tr>"
+            for r in hits.to_dict("records")
+        )
+        parts.append(
+            '<table id="calibration-explanations"><thead><tr><th>word</th><th>explainer</th><th>explanation</th>'
+            f"<th>names the word</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     return "".join(parts)
 
 
@@ -144,8 +191,13 @@ def _f(v):
     return None if math.isnan(v) else v
 
 
-def render_index(data: list[HookpointData], cfg: ReportConfig, plot_names: list[str],
-                 similarity_names: list[str] = (), calibration: dict | None = None) -> str:
+def render_index(
+    data: list[HookpointData],
+    cfg: ReportConfig,
+    plot_names: list[str],
+    similarity_names: list[str] = (),
+    calibration: dict | None = None,
+) -> str:
     rows = index_rows(data, cfg)
     score_cols = _score_columns(data, cfg)
     names = explainers(data)
@@ -157,10 +209,15 @@ def render_index(data: list[HookpointData], cfg: ReportConfig, plot_names: list[
         missing = [d.hookpoint for d in data if d.missing(role)]
         if missing:
             stage = {"latents": "sample", "explanations": "explain", "scores": "score"}[role]
-            notes.append(f'<p class="note">No {esc(label)} for {esc(", ".join(missing))}: '
-                         f'not available yet, run <code>kedro run --pipelines {esc(stage)}</code>.</p>')
-    head = ['<th data-type="text">hookpoint</th>', '<th data-type="num">latent</th>',
-            '<th data-type="num">frequency</th>']
+            notes.append(
+                f'<p class="note">No {esc(label)} for {esc(", ".join(missing))}: '
+                f"not available yet, run <code>kedro run --pipelines {esc(stage)}</code>.</p>"
+            )
+    head = [
+        '<th data-type="text">hookpoint</th>',
+        '<th data-type="num">latent</th>',
+        '<th data-type="num">frequency</th>',
+    ]
     head += [f'<th data-type="text">explanation{esc(f" ({e})" if e else "")}</th>' for e in expl_cols]
     score_explainers = {e for _, _, e in score_cols} - {"none"}
     for s, m, e in score_cols:
@@ -168,7 +225,9 @@ def render_index(data: list[HookpointData], cfg: ReportConfig, plot_names: list[
         attr = f' class="uninformative" title="{esc(flagged[s])} (calibration)"' if s in flagged else ""
         head.append(f'<th data-type="num"{attr}>{esc(label)}</th>')
         tip = attr or ' title="real minus shuffled-explanation control"'
-        head.append(f'<th data-type="num"{tip}>{esc(label.replace(" ⚠", ""))} − control{" ⚠" if s in flagged else ""}</th>')
+        head.append(
+            f'<th data-type="num"{tip}>{esc(label.replace(" ⚠", ""))} − control{" ⚠" if s in flagged else ""}</th>'
+        )
     body = []
     for r in rows:
         link = latent_page_path(r["hookpoint"], r["latent"])
@@ -194,20 +253,26 @@ def render_index(data: list[HookpointData], cfg: ReportConfig, plot_names: list[
             delta = None if real is None or ctrl is None else real - ctrl
             cells.append(_td(real))
             cls = "" if delta is None else (' class="pos"' if delta > 0 else ' class="neg"')
-            cells.append(_td(delta, html=f'<span{cls}>{esc(fmt(delta))}</span>'))
-        body.append(f'<tr>{"".join(cells)}</tr>')
+            cells.append(_td(delta, html=f"<span{cls}>{esc(fmt(delta))}</span>"))
+        body.append(f"<tr>{''.join(cells)}</tr>")
     plots = "".join(f'<li><a href="../{PLOTS_DIR}/{esc(n)}">{esc(n)}</a></li>' for n in plot_names)
     sim = ""
     if "similarity" in cfg.stages:
-        sim = ("<p>Similarity heatmaps: " + ", ".join(esc(n) for n in similarity_names) + "</p>") if similarity_names \
+        sim = (
+            ("<p>Similarity heatmaps: " + ", ".join(esc(n) for n in similarity_names) + "</p>")
+            if similarity_names
             else '<p class="note">No similarity results: not available yet (run <code>kedro run --pipelines similarity</code>).</p>'
-    calib = f'<h2 id="calibration-section">Calibration</h2>{render_calibration(calibration, cfg)}' \
-        if "calibrate" in cfg.stages else ""
+        )
+    calib = (
+        f'<h2 id="calibration-section">Calibration</h2>{render_calibration(calibration, cfg)}'
+        if "calibrate" in cfg.stages
+        else ""
+    )
     html = f"""<h1>{esc(cfg.title)}</h1>
 <p>{len(rows)} latents over {len(data)} hookpoints ({esc(", ".join(d.hookpoint for d in data))}).
 Click a column header to sort; type to filter. Scores use the shuffled-explanation control:
 "− control" is the real score minus the score of an explanation of another latent.</p>
-{''.join(notes)}
+{"".join(notes)}
 <h2>Summary</h2>
 {render_summary(data, cfg, flagged)}
 {calib}
@@ -217,15 +282,20 @@ Click a column header to sort; type to filter. Scores use the shuffled-explanati
 <h2>Latents</h2>
 <input id="filter" type="search" placeholder="filter: hookpoint, latent, words of the explanation…">
 <span><span id="shown">{len(rows)}</span> shown</span>
-<table id="latents"><thead><tr>{''.join(head)}</tr></thead>
+<table id="latents"><thead><tr>{"".join(head)}</tr></thead>
 <tbody>
 {chr(10).join(body)}
 </tbody></table>"""
     return page(cfg.title, html, INDEX_JS)
 
 
-def build_site(data: list[HookpointData], cfg: ReportConfig, plot_names: list[str],
-               similarity_names: list[str] = (), calibration: dict | None = None) -> dict[str, object]:
+def build_site(
+    data: list[HookpointData],
+    cfg: ReportConfig,
+    plot_names: list[str],
+    similarity_names: list[str] = (),
+    calibration: dict | None = None,
+) -> dict[str, object]:
     """``{relative path: html}``; latent pages are produced lazily (callables) when saved."""
     site: dict[str, object] = {"index.html": render_index(data, cfg, plot_names, similarity_names, calibration)}
     rows = {(r["hookpoint"], r["latent"]): r for r in index_rows(data, cfg)}
@@ -235,6 +305,7 @@ def build_site(data: list[HookpointData], cfg: ReportConfig, plot_names: list[st
             ex = groups.get(lat)
             if ex is None and d.examples is not None:
                 ex = d.examples.iloc[0:0]
-            site[latent_page_path(d.hookpoint, lat)] = (
-                lambda d=d, lat=lat, ex=ex: render_latent(d, lat, rows[(d.hookpoint, lat)], ex, cfg, plot_names))
+            site[latent_page_path(d.hookpoint, lat)] = lambda d=d, lat=lat, ex=ex: render_latent(
+                d, lat, rows[(d.hookpoint, lat)], ex, cfg, plot_names
+            )
     return site

@@ -29,7 +29,9 @@ def summary_rows(data: list[HookpointData], cfg: ReportConfig, n_boot: int = 100
         stage = {}
         if d.summary is not None and len(d.summary) and "scorer" in d.summary.columns:
             stage = {(str(r["scorer"]), e): r for r, e in zip(d.summary.to_dict("records"), explainer_of(d.summary))}
-        m = m.assign(_explainer=explainer_of(m), _control=m["control"].astype(bool) if "control" in m.columns else False)
+        m = m.assign(
+            _explainer=explainer_of(m), _control=m["control"].astype(bool) if "control" in m.columns else False
+        )
         for scorer, g in m.groupby("scorer", sort=True):
             for metric in cfg.metrics:
                 if metric not in g.columns or pd.to_numeric(g[metric], errors="coerce").isna().all():
@@ -48,11 +50,23 @@ def summary_rows(data: list[HookpointData], cfg: ReportConfig, n_boot: int = 100
                         mean, lo, hi = given[metric], given[f"{metric}.lo"], given[f"{metric}.hi"]
                     delta = (real - ctrl).dropna()
                     dm, dlo, dhi = bootstrap_ci(delta.tolist(), n_boot=n_boot, seed=seed) if len(delta) else (None,) * 3
-                    group.append({"hookpoint": d.hookpoint, "scorer": str(scorer), "metric": metric,
-                                  "explainer": explainer, "mean": _num(mean), "lo": _num(lo), "hi": _num(hi),
-                                  "control": _num(ctrl.mean()) if len(ctrl) else None, "delta": _num(dm),
-                                  "delta_lo": _num(dlo), "delta_hi": _num(dhi), "n": int(real.notna().sum()),
-                                  "best": False})
+                    group.append(
+                        {
+                            "hookpoint": d.hookpoint,
+                            "scorer": str(scorer),
+                            "metric": metric,
+                            "explainer": explainer,
+                            "mean": _num(mean),
+                            "lo": _num(lo),
+                            "hi": _num(hi),
+                            "control": _num(ctrl.mean()) if len(ctrl) else None,
+                            "delta": _num(dm),
+                            "delta_lo": _num(dlo),
+                            "delta_hi": _num(dhi),
+                            "n": int(real.notna().sum()),
+                            "best": False,
+                        }
+                    )
                 scored = [r for r in group if r["delta"] is not None]
                 if len(scored) > 1:
                     max(scored, key=lambda r: r["delta"])["best"] = True
@@ -71,8 +85,11 @@ def uninformative_scorers(calibration: Mapping[str, Any] | None) -> dict[str, st
     v = calibration_view(calibration)["verdicts"]
     if v is None or not len(v) or "verdict" not in v.columns:
         return {}
-    return {str(r["scorer"]): str(r["verdict"]) for r in v.to_dict("records")
-            if str(r["verdict"]).startswith("not informative")}
+    return {
+        str(r["scorer"]): str(r["verdict"])
+        for r in v.to_dict("records")
+        if str(r["verdict"]).startswith("not informative")
+    }
 
 
 def flat_metrics(data: list[HookpointData], metric: str) -> pd.DataFrame:
@@ -83,11 +100,18 @@ def flat_metrics(data: list[HookpointData], metric: str) -> pd.DataFrame:
         if m is None or metric not in m.columns or not len(m):
             continue
         ctrl = m["control"].astype(bool) if "control" in m.columns else pd.Series(False, index=m.index)
-        parts.append(pd.DataFrame({
-            "hookpoint": d.hookpoint, "latent": m["latent"].astype(int), "scorer": m["scorer"].astype(str),
-            "explainer": explainer_of(m).values, "control": ctrl.values,
-            "value": pd.to_numeric(m[metric], errors="coerce").values,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "hookpoint": d.hookpoint,
+                    "latent": m["latent"].astype(int),
+                    "scorer": m["scorer"].astype(str),
+                    "explainer": explainer_of(m).values,
+                    "control": ctrl.values,
+                    "value": pd.to_numeric(m[metric], errors="coerce").values,
+                }
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=["hookpoint", "latent", "scorer", "explainer", "control", "value"])
     df = pd.concat(parts, ignore_index=True)

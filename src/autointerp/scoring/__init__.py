@@ -12,5 +12,19 @@ from .base import Example, Scorer, ScorerOutput, examples_from_frame
 from .runner import SCORERS, ScoreConfig, ScoreJob, as_frame, select_examples
 from .tables import METRIC_COLUMNS, SCORE_COLUMNS, ScoreRun, with_explainer, with_status
 
-__all__ = ["Example", "METRIC_COLUMNS", "SCORERS", "SCORE_COLUMNS", "ScoreConfig", "ScoreJob", "ScoreRun", "Scorer",
-           "ScorerOutput", "as_frame", "examples_from_frame", "select_examples", "with_explainer", "with_status"]
+__all__ = [
+    "Example",
+    "METRIC_COLUMNS",
+    "SCORERS",
+    "SCORE_COLUMNS",
+    "ScoreConfig",
+    "ScoreJob",
+    "ScoreRun",
+    "Scorer",
+    "ScorerOutput",
+    "as_frame",
+    "examples_from_frame",
+    "select_examples",
+    "with_explainer",
+    "with_status",
+]

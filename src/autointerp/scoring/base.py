@@ -77,8 +77,15 @@ def examples_from_frame(df) -> list[Example]:
     """Examples from rows of the ``{namespace}.examples`` table (one latent, test split)."""
     out = []
     for r in df.itertuples(index=False):
-        out.append(Example(example_id=f"{int(r.context)}:{int(r.start)}", kind=str(r.kind), quantile=int(r.quantile),
-                           tokens=[str(t) for t in r.tokens], activations=[float(a) for a in r.activations]))
+        out.append(
+            Example(
+                example_id=f"{int(r.context)}:{int(r.start)}",
+                kind=str(r.kind),
+                quantile=int(r.quantile),
+                tokens=[str(t) for t in r.tokens],
+                activations=[float(a) for a in r.activations],
+            )
+        )
     return out
 
 
@@ -88,9 +95,16 @@ def row(ex: Example, prediction: int | None, score: float | None, failure: str |
         prediction, score = None, None
     if score is not None and not math.isfinite(score):
         score = None
-    return {"example_id": ex.example_id, "kind": ex.kind, "quantile": ex.quantile, "label": ex.label,
-            "prediction": None if prediction is None else int(prediction), "score": score,
-            "failure": failure, **extra}
+    return {
+        "example_id": ex.example_id,
+        "kind": ex.kind,
+        "quantile": ex.quantile,
+        "label": ex.label,
+        "prediction": None if prediction is None else int(prediction),
+        "score": score,
+        "failure": failure,
+        **extra,
+    }
 
 
 @dataclass
@@ -128,7 +142,9 @@ def normalised_probs(logprobs: dict[str, float] | None, options: list[str]) -> n
     """Probabilities of ``options`` renormalised over the options; None if unusable."""
     if not logprobs:
         return None
-    lp = np.array([logprobs.get(o, -math.inf) if logprobs.get(o) is not None else -math.inf for o in options], dtype=float)
+    lp = np.array(
+        [logprobs.get(o, -math.inf) if logprobs.get(o) is not None else -math.inf for o in options], dtype=float
+    )
     if not np.isfinite(lp).any():
         return None
     lp = lp - lp[np.isfinite(lp)].max()
@@ -157,9 +173,16 @@ def parse_yes_no_list(text: str, n: int) -> list[int | None]:
     return answers
 
 
-def yes_no_judgements(client, header: str, texts: list[str], question: str, mode: str, per_prompt: int,
-                      max_tokens_per_item: int = 6,
-                      rng: np.random.Generator | None = None) -> list[tuple[int | None, float | None, str | None]]:
+def yes_no_judgements(
+    client,
+    header: str,
+    texts: list[str],
+    question: str,
+    mode: str,
+    per_prompt: int,
+    max_tokens_per_item: int = 6,
+    rng: np.random.Generator | None = None,
+) -> list[tuple[int | None, float | None, str | None]]:
     """Ask, for every text, the yes/no ``question`` about it given ``header`` (the explanation
     and instructions, written once per prompt). Returns (prediction, P(yes) or None, failure).
 
@@ -184,17 +207,21 @@ def yes_no_judgements(client, header: str, texts: list[str], question: str, mode
     if mode == "batched":
         from .batched import batched_judgements
 
-        return batched_judgements(client, header, texts, question, per_prompt,
-                                  rng if rng is not None else np.random.default_rng(0))
+        return batched_judgements(
+            client, header, texts, question, per_prompt, rng if rng is not None else np.random.default_rng(0)
+        )
     if mode != "generation":
         raise ValueError(f"unknown mode {mode!r}")
-    chunks = [texts[i:i + per_prompt] for i in range(0, len(texts), per_prompt)]
+    chunks = [texts[i : i + per_prompt] for i in range(0, len(texts), per_prompt)]
     prompts = []
     for chunk in chunks:
         listing = "\n".join(f"{i + 1}. {t}" for i, t in enumerate(chunk))
-        prompts.append(user(
-            f"{header}\n\nHere are {len(chunk)} numbered texts.\n\n{listing}\n\n{question} Answer for every "
-            f"text, one line each, exactly in the form '1: yes' or '1: no', and nothing else."))
+        prompts.append(
+            user(
+                f"{header}\n\nHere are {len(chunk)} numbered texts.\n\n{listing}\n\n{question} Answer for every "
+                f"text, one line each, exactly in the form '1: yes' or '1: no', and nothing else."
+            )
+        )
     gens = client.generate(prompts, max_tokens=max_tokens_per_item * per_prompt + 4, temperature=0.0)
     for chunk, g in zip(chunks, gens):
         if getattr(g, "error", None):

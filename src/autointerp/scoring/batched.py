@@ -34,7 +34,7 @@ ANSWERS = (" Yes", " No")
 
 def batched_prompt(header: str, question: str, texts: list[str], answers: list[str]) -> tuple[str, str]:
     """(prefix, continuation) of one request."""
-    prefix = (f"{header}\n\n{question} For each text below, the line after it answers Yes or No.\n\n")
+    prefix = f"{header}\n\n{question} For each text below, the line after it answers Yes or No.\n\n"
     body = "".join(f"Text {i + 1}: {t}\n{ANSWER_MARK}{a}\n\n" for i, (t, a) in enumerate(zip(texts, answers)))
     return prefix, body
 
@@ -50,8 +50,9 @@ def answer_positions(tokens: list[str], n: int) -> list[int] | None:
     return out if len(out) == n else None
 
 
-def batched_judgements(client, header: str, texts: list[str], question: str, per_prompt: int,
-                       rng: np.random.Generator) -> list[tuple[int | None, float | None, str | None]]:
+def batched_judgements(
+    client, header: str, texts: list[str], question: str, per_prompt: int, rng: np.random.Generator
+) -> list[tuple[int | None, float | None, str | None]]:
     """(prediction, P(yes), failure) per text, ``per_prompt`` texts per request."""
     chunks = [list(range(i, min(i + per_prompt, len(texts)))) for i in range(0, len(texts), per_prompt)]
     placed = [[ANSWERS[int(b)] for b in rng.integers(0, 2, size=len(c))] for c in chunks]

@@ -32,7 +32,7 @@ class DetectionConfig:
 
 
 def detection_header(explanation: str) -> str:
-    return (f'A feature of a language model fires on some texts. Its description: "{explanation}".')
+    return f'A feature of a language model fires on some texts. Its description: "{explanation}".'
 
 
 class DetectionScorer(Scorer):
@@ -42,7 +42,13 @@ class DetectionScorer(Scorer):
     def score(self, explanation: str | None, examples: list[Example], client, rng: np.random.Generator) -> ScorerOutput:
         order = rng.permutation(len(examples))  # activating and non-activating mixed within prompts
         shuffled = [examples[i] for i in order]
-        judged = yes_no_judgements(client, detection_header(explanation or ""), [e.text() for e in shuffled],
-                                   "Does the feature fire on this text?", self.cfg.mode, self.cfg.examples_per_prompt,
-                                   rng=rng)
+        judged = yes_no_judgements(
+            client,
+            detection_header(explanation or ""),
+            [e.text() for e in shuffled],
+            "Does the feature fire on this text?",
+            self.cfg.mode,
+            self.cfg.examples_per_prompt,
+            rng=rng,
+        )
         return ScorerOutput([row(e, p, s, f) for e, (p, s, f) in zip(shuffled, judged)])

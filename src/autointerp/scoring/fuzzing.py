@@ -69,7 +69,9 @@ def wrong_marks(ex: Example, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(free, size=n, replace=False))
 
 
-def fuzzed_examples(examples: list[Example], cfg: FuzzingConfig, rng: np.random.Generator) -> list[tuple[Example, np.ndarray, int]]:
+def fuzzed_examples(
+    examples: list[Example], cfg: FuzzingConfig, rng: np.random.Generator
+) -> list[tuple[Example, np.ndarray, int]]:
     """(example, marks, label) for every fuzzable example (:func:`fuzzable`): the fuzzing task
     before any model sees it. Examples without a silent visible token are left out."""
     examples = [e for e in examples if fuzzable(e)]
@@ -87,8 +89,10 @@ def fuzzed_examples(examples: list[Example], cfg: FuzzingConfig, rng: np.random.
     return [out[i] for i in rng.permutation(len(out))]
 
 
-HEADER = ('A feature of a language model fires on some tokens. Its description: "{explanation}". '
-          "In the text below, some tokens are marked between << and >>.")
+HEADER = (
+    'A feature of a language model fires on some tokens. Its description: "{explanation}". '
+    "In the text below, some tokens are marked between << and >>."
+)
 QUESTION = "Do the marked tokens match the description, that is, would the feature fire on exactly those tokens?"
 
 
@@ -101,9 +105,15 @@ class FuzzingScorer(Scorer):
         skipped = len(examples) - len(items)
         if not items:
             return ScorerOutput([], {"n_skipped": skipped})
-        judged = yes_no_judgements(client, HEADER.format(explanation=explanation or ""),
-                                   [e.text(m) for e, m, _ in items], QUESTION, self.cfg.mode,
-                                   self.cfg.examples_per_prompt, rng=rng)
+        judged = yes_no_judgements(
+            client,
+            HEADER.format(explanation=explanation or ""),
+            [e.text(m) for e, m, _ in items],
+            QUESTION,
+            self.cfg.mode,
+            self.cfg.examples_per_prompt,
+            rng=rng,
+        )
         rows = []
         for (e, marks, label), (p, s, f) in zip(items, judged):
             r = row(e, p, s, f, marks=[int(m) for m in marks])

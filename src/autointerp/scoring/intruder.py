@@ -50,9 +50,16 @@ class IntruderScorer(Scorer):
             at = int(rng.integers(k + 1))
             shown.insert(at, intruder)
             listing = "\n".join(f"{i + 1}. {e.text()}" for i, e in enumerate(shown))
-            trials.append((intruder, at, user(
-                f"Here are {k + 1} numbered texts. All but one share a common pattern; one text, the intruder, "
-                f"does not fit.\n\n{listing}\n\nWhich text is the intruder? Answer with its number only.")))
+            trials.append(
+                (
+                    intruder,
+                    at,
+                    user(
+                        f"Here are {k + 1} numbered texts. All but one share a common pattern; one text, the intruder, "
+                        f"does not fit.\n\n{listing}\n\nWhich text is the intruder? Answer with its number only."
+                    ),
+                )
+            )
         options = [str(i + 1) for i in range(k + 1)]
         rows = []
         if self.cfg.mode == "logprob":
@@ -60,7 +67,9 @@ class IntruderScorer(Scorer):
             for (intr, at, _), lp in zip(trials, res):
                 p = None if getattr(lp, "error", None) else normalised_probs(lp, options)
                 if p is None:
-                    rows.append(row(intr, None, None, f"request failed: {lp.error}" if lp.error else "no log-probabilities"))
+                    rows.append(
+                        row(intr, None, None, f"request failed: {lp.error}" if lp.error else "no log-probabilities")
+                    )
                 else:
                     rows.append(row(intr, int(np.argmax(p) == at), float(p[at])))
         else:
@@ -68,7 +77,9 @@ class IntruderScorer(Scorer):
             for (intr, at, _), g in zip(trials, gens):
                 m = re.search(r"\d+", g.text or "")
                 if g.error or not m or not 1 <= int(m.group()) <= k + 1:
-                    rows.append(row(intr, None, None, f"request failed: {g.error}" if g.error else "unparseable answer"))
+                    rows.append(
+                        row(intr, None, None, f"request failed: {g.error}" if g.error else "unparseable answer")
+                    )
                 else:
                     rows.append(row(intr, int(int(m.group()) - 1 == at), None))
         for i, r in enumerate(rows):

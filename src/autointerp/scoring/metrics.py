@@ -31,8 +31,12 @@ def _ratio(num: float, den: float) -> float:
 def confusion(labels, predictions) -> tuple[int, int, int, int]:
     """(true positives, false positives, true negatives, false negatives)."""
     y, p = _arrays(labels, predictions)
-    return (int(((p == 1) & (y == 1)).sum()), int(((p == 1) & (y == 0)).sum()),
-            int(((p == 0) & (y == 0)).sum()), int(((p == 0) & (y == 1)).sum()))
+    return (
+        int(((p == 1) & (y == 1)).sum()),
+        int(((p == 1) & (y == 0)).sum()),
+        int(((p == 0) & (y == 0)).sum()),
+        int(((p == 0) & (y == 1)).sum()),
+    )
 
 
 def accuracy(labels, predictions) -> float:
@@ -83,11 +87,11 @@ def auroc(labels, scores) -> float:
         j = i
         while j + 1 < len(allv) and allv[j + 1] == allv[i]:
             j += 1
-        ranks[i:j + 1] = (i + j) / 2 + 1
+        ranks[i : j + 1] = (i + j) / 2 + 1
         i = j + 1
     r = np.empty(len(allv))
     r[order] = ranks
-    u = r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
+    u = r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
     return float(u / (len(pos) * len(neg)))
 
 
@@ -104,12 +108,17 @@ def recall_per_quantile(labels, predictions, quantiles, n_quantiles: int) -> dic
     """Recall among the activating examples of each quantile (``nan`` for an empty quantile)."""
     y, p = _arrays(labels, predictions)
     q = np.asarray(quantiles, dtype=int)
-    return {i: _ratio(((p == 1) & (y == 1) & (q == i)).sum(), ((y == 1) & (q == i)).sum())
-            for i in range(n_quantiles)}
+    return {i: _ratio(((p == 1) & (y == 1) & (q == i)).sum(), ((y == 1) & (q == i)).sum()) for i in range(n_quantiles)}
 
 
-def latent_metrics(labels: Sequence, predictions: Sequence, scores: Sequence, quantiles: Sequence,
-                   failed: Sequence[bool], n_quantiles: int) -> dict[str, float]:
+def latent_metrics(
+    labels: Sequence,
+    predictions: Sequence,
+    scores: Sequence,
+    quantiles: Sequence,
+    failed: Sequence[bool],
+    n_quantiles: int,
+) -> dict[str, float]:
     """All metrics of one latent and scorer. ``predictions``/``scores`` may hold None where the
     example failed (``failed`` True) or where a scorer gives no continuous score."""
     failed = np.asarray(failed, dtype=bool)
@@ -121,8 +130,13 @@ def latent_metrics(labels: Sequence, predictions: Sequence, scores: Sequence, qu
     p = np.nan_to_num(p, nan=0).astype(int)
     out = {"n": int(len(failed)), "n_failed": int(failed.sum())}
     if len(y):
-        out.update(accuracy=accuracy(y, p), balanced_accuracy=balanced_accuracy(y, p), precision=precision(y, p),
-                   recall=recall(y, p), f1=f1(y, p))
+        out.update(
+            accuracy=accuracy(y, p),
+            balanced_accuracy=balanced_accuracy(y, p),
+            precision=precision(y, p),
+            recall=recall(y, p),
+            f1=f1(y, p),
+        )
     else:
         out.update(accuracy=NAN, balanced_accuracy=NAN, precision=NAN, recall=NAN, f1=NAN)
     has_scores = len(s) > 0 and all(v is not None and not (isinstance(v, float) and math.isnan(v)) for v in s)
@@ -132,8 +146,13 @@ def latent_metrics(labels: Sequence, predictions: Sequence, scores: Sequence, qu
     return out
 
 
-def bootstrap_ci(values: Sequence[float], stat: Callable[[np.ndarray], float] = np.mean, n_boot: int = 1000,
-                 alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: Sequence[float],
+    stat: Callable[[np.ndarray], float] = np.mean,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """(statistic, low, high): a percentile bootstrap over latents; nan values are left out."""
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
     if len(v) == 0:

@@ -27,8 +27,9 @@ def _ok(metrics: pd.DataFrame) -> pd.DataFrame:
     return with_status(with_explainer(metrics))
 
 
-def summary_table(metrics: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
-                  max_failed_fraction: float = 0.2) -> pd.DataFrame:
+def summary_table(
+    metrics: pd.DataFrame, n_boot: int = 1000, seed: int = 0, max_failed_fraction: float = 0.2
+) -> pd.DataFrame:
     """One row per (scorer, explainer) of one hookpoint: ``latents`` (with a metric),
     ``latents_no_metric``, per metric its mean with ``.lo``/``.hi`` (95% bootstrap), ``.control``
     and ``.delta`` (real minus control), ``failed_fraction``, ``too_many_failures``, and
@@ -36,16 +37,22 @@ def summary_table(metrics: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
     metrics = _ok(metrics)
     rows = []
     if not len(metrics):
-        return pd.DataFrame(columns=["scorer", "explainer", "latents", "latents_no_metric", "failed_fraction",
-                                     "too_many_failures"])
+        return pd.DataFrame(
+            columns=["scorer", "explainer", "latents", "latents_no_metric", "failed_fraction", "too_many_failures"]
+        )
     for (scorer, explainer), g in metrics.groupby(["scorer", "explainer"], sort=True):
         control = g["control"].astype(bool)
         ok = g["status"] == OK
         real, ctrl = g[~control & ok], g[control & ok]
         failed = float(g["n_failed"].sum() / max(g["n"].sum(), 1))
-        out = {"scorer": scorer, "explainer": explainer, "latents": int(real["latent"].nunique()),
-               "latents_no_metric": int(g[~control & ~ok]["latent"].nunique()), "failed_fraction": failed,
-               "too_many_failures": bool(failed > max_failed_fraction)}
+        out = {
+            "scorer": scorer,
+            "explainer": explainer,
+            "latents": int(real["latent"].nunique()),
+            "latents_no_metric": int(g[~control & ~ok]["latent"].nunique()),
+            "failed_fraction": failed,
+            "too_many_failures": bool(failed > max_failed_fraction),
+        }
         for m in SUMMARY_METRICS:
             if m not in g or real[m].isna().all():
                 continue
@@ -64,17 +71,24 @@ def failure_warnings(table: pd.DataFrame, hookpoint: str, max_failed_fraction: f
     """The loud line for every (scorer, explainer) with too many failures (also logged)."""
     lines = []
     for r in table[table["too_many_failures"].astype(bool)].itertuples(index=False) if len(table) else []:
-        lines.append(f"score {hookpoint}: {r.failed_fraction:.0%} of {r.scorer}'s examples failed for explainer "
-                     f"'{r.explainer}' (more than score.max_failed_fraction = {max_failed_fraction:.0%}); its "
-                     "numbers describe only the examples that did not fail. Look at the 'failure' column of the "
-                     "scores table.")
+        lines.append(
+            f"score {hookpoint}: {r.failed_fraction:.0%} of {r.scorer}'s examples failed for explainer "
+            f"'{r.explainer}' (more than score.max_failed_fraction = {max_failed_fraction:.0%}); its "
+            "numbers describe only the examples that did not fail. Look at the 'failure' column of the "
+            "scores table."
+        )
     for line in lines:
         log.warning(line)
     return lines
 
 
-def summary(metrics: pd.DataFrame, n_boot: int = 1000, seed: int = 0, max_failed_fraction: float = 0.2,
-            table: pd.DataFrame | None = None) -> dict[str, float]:
+def summary(
+    metrics: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    max_failed_fraction: float = 0.2,
+    table: pd.DataFrame | None = None,
+) -> dict[str, float]:
     """Flat ``{scorer.explainer.metric[.control|.delta|.lo|.hi]: value}`` from :func:`summary_table`
     (for MLflow), with ``scorer.explainer.too_many_failures`` as 0 or 1."""
     if table is None:
@@ -118,8 +132,9 @@ def plots(scores: pd.DataFrame, metrics: pd.DataFrame, hookpoint: str) -> dict:
     rows = []
     for (s, e), g in metrics.groupby(["scorer", "explainer"]):
         m = "auroc" if g["auroc"].notna().any() else "accuracy"
-        rows.append((f"{s}\n{e}\n({m})", g[~g["control"].astype(bool)][m].mean(),
-                     g[g["control"].astype(bool)][m].mean()))
+        rows.append(
+            (f"{s}\n{e}\n({m})", g[~g["control"].astype(bool)][m].mean(), g[g["control"].astype(bool)][m].mean())
+        )
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r[1] for r in rows], 0.4, label="real")
     ax.bar(x + 0.2, [r[2] for r in rows], 0.4, label="shuffled")

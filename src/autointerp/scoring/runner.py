@@ -70,11 +70,21 @@ from .tables import (
 
 log = logging.getLogger(__name__)
 
-SCORERS: dict[str, type[Scorer]] = {c.name: c for c in (DetectionScorer, FuzzingScorer, SurprisalScorer,
-                                                         EmbeddingScorer, SimulationScorer, IntruderScorer)}
+SCORERS: dict[str, type[Scorer]] = {
+    c.name: c
+    for c in (DetectionScorer, FuzzingScorer, SurprisalScorer, EmbeddingScorer, SimulationScorer, IntruderScorer)
+}
 
-__all__ = ["METRIC_COLUMNS", "SCORERS", "SCORE_COLUMNS", "ScoreConfig", "ScoreJob", "ScoreRun", "as_frame",
-           "select_examples"]
+__all__ = [
+    "METRIC_COLUMNS",
+    "SCORERS",
+    "SCORE_COLUMNS",
+    "ScoreConfig",
+    "ScoreJob",
+    "ScoreRun",
+    "as_frame",
+    "select_examples",
+]
 
 
 @dataclass(frozen=True)
@@ -148,8 +158,10 @@ def select_examples(df: pd.DataFrame, n_act: int | None, n_non: int | None, rng:
     act = test[test["kind"] == "activating"]
     non = test[test["kind"] != "activating"]
     if n_act is not None and len(act) > n_act:
-        groups = [g.sample(frac=1, random_state=int(rng.integers(2**31))).index.tolist()
-                  for _, g in act.groupby("quantile", sort=True)][::-1]
+        groups = [
+            g.sample(frac=1, random_state=int(rng.integers(2**31))).index.tolist()
+            for _, g in act.groupby("quantile", sort=True)
+        ][::-1]
         picked: list = []
         while len(picked) < n_act:
             for g in groups:
@@ -202,7 +214,7 @@ class Plan:
             return [(lat, NO_EXPLAINER, False) for lat in lats]
         keep = set(lats)
         out = []
-        for (explainer, lat) in sorted(self.real, key=lambda k: (k[1], k[0])):
+        for explainer, lat in sorted(self.real, key=lambda k: (k[1], k[0])):
             if lat in keep:
                 out.append((lat, explainer, False))
                 if (explainer, lat) in self.shuffled:
@@ -242,11 +254,16 @@ class ScoreJob:
         lt = self.latents
         score = as_dict(self.config)
         score.pop("concurrent_latents", None)  # how many units run at once changes no result
-        return digest({"hookpoint": self.hookpoint, "score": score,
-                       "llm": as_dict(self.llm) if self.llm is not None else None,
-                       "examples": frame_digest(self.examples[["latent", "split", "kind", "context", "start"]]),
-                       "explanations": frame_digest(expl[["explainer", "latent", "explanation"]]),
-                       "latents": frame_digest(lt[["latent", "status"]]) if lt is not None and "status" in lt else None})
+        return digest(
+            {
+                "hookpoint": self.hookpoint,
+                "score": score,
+                "llm": as_dict(self.llm) if self.llm is not None else None,
+                "examples": frame_digest(self.examples[["latent", "split", "kind", "context", "start"]]),
+                "explanations": frame_digest(expl[["explainer", "latent", "explanation"]]),
+                "latents": frame_digest(lt[["latent", "status"]]) if lt is not None and "status" in lt else None,
+            }
+        )
 
     def plan(self) -> Plan:
         cfg = self.config
@@ -254,8 +271,8 @@ class ScoreJob:
         expl = expl[expl["latent"].isin(self._ok_latents())].drop_duplicates(["explainer", "latent"])
         latents = sorted(int(x) for x in expl["latent"].unique())
         if cfg.max_latents is not None:
-            latents = latents[:cfg.max_latents]
-        llm_latents = set(latents[:cfg.max_llm_latents] if cfg.max_llm_latents is not None else latents)
+            latents = latents[: cfg.max_latents]
+        llm_latents = set(latents[: cfg.max_llm_latents] if cfg.max_llm_latents is not None else latents)
         expl = expl[expl["latent"].isin(latents)]
         real = {(str(e), int(lat)): str(x) for e, lat, x in zip(expl["explainer"], expl["latent"], expl["explanation"])}
         shuffled: dict[tuple[str, int], str] = {}
@@ -267,8 +284,12 @@ class ScoreJob:
                 perm = derangement(len(lats), np.random.default_rng([cfg.seed, 1]))
                 shuffled.update({(explainer, lat): real[(explainer, lats[j])] for lat, j in zip(lats, perm)})
             elif cfg.control:
-                log.warning("score %s: explainer '%s' has %d latent(s) with an explanation; no shuffled control "
-                            "possible", self.hookpoint, explainer, len(lats))
+                log.warning(
+                    "score %s: explainer '%s' has %d latent(s) with an explanation; no shuffled control possible",
+                    self.hookpoint,
+                    explainer,
+                    len(lats),
+                )
         return Plan(latents, llm_latents, real, shuffled)
 
     def run(self, root: str | Path) -> dict:
@@ -277,16 +298,20 @@ class ScoreJob:
 
 def _done(path: Path) -> set[tuple[int, str, bool]]:
     """Finished units of a scorer file (a torn last line is cut off)."""
-    return {(int(r["latent"]), str(r.get("explainer") or DEFAULT_EXPLAINER), bool(r["control"]))
-            for r in read_jsonl(path, repair=True)}
+    return {
+        (int(r["latent"]), str(r.get("explainer") or DEFAULT_EXPLAINER), bool(r["control"]))
+        for r in read_jsonl(path, repair=True)
+    }
 
 
 def _with_fix(sc: Scorer, e: Exception) -> str:
     """A server without the log-probabilities ``sc`` needs: the message, with the fix for this scorer."""
     mode = getattr(sc.cfg, "mode", None)
     if mode == "batched":
-        fix = (f"Set score.{sc.name}.mode: logprob (one chat prompt per example, P(yes) from the first answer "
-               "token) for a server without prompt log-probabilities.")
+        fix = (
+            f"Set score.{sc.name}.mode: logprob (one chat prompt per example, P(yes) from the first answer "
+            "token) for a server without prompt log-probabilities."
+        )
     elif mode == "logprob":
         fix = f"Set score.{sc.name}.mode: generation (answers parsed from the text) for a server without log-probabilities."
     elif sc.name == "surprisal":
@@ -316,8 +341,9 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
 
     def examples_of(lat: int) -> pd.DataFrame:
         if lat not in selected:
-            selected[lat] = select_examples(by_latent[lat], cfg.n_activating, cfg.n_non_activating,
-                                            selection_rng(cfg.seed, lat))
+            selected[lat] = select_examples(
+                by_latent[lat], cfg.n_activating, cfg.n_non_activating, selection_rng(cfg.seed, lat)
+            )
         return selected[lat]
 
     scorers = [cfg.make(s) for s in cfg.scorers]
@@ -337,9 +363,19 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
     def score_unit(sc: Scorer, lat: int, explainer: str, control: bool, ex_df: pd.DataFrame) -> dict:
         status = selection_status(ex_df["kind"] == "activating")
         explanation = (plan.shuffled if control else plan.real).get((explainer, lat)) if sc.uses_explanation else None
-        rec = {"latent": lat, "explainer": explainer, "control": control, "status": status,
-               "explanation": explanation, "rows": [], "extra": {}, "prompt_tokens": 0, "completion_tokens": 0,
-               "requests": 0, "seconds": 0.0}
+        rec = {
+            "latent": lat,
+            "explainer": explainer,
+            "control": control,
+            "status": status,
+            "explanation": explanation,
+            "rows": [],
+            "extra": {},
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "requests": 0,
+            "seconds": 0.0,
+        }
         if status != OK:
             return rec
         t0 = time.perf_counter()
@@ -348,9 +384,14 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
                 out = sc.score(explanation, examples_from_frame(ex_df), client, scorer_rng(cfg.seed, lat, sc.name))
             except LogprobsUnsupported as e:
                 raise LogprobsUnsupported(_with_fix(sc, e)) from None
-        rec.update(rows=out.rows, extra={k: _jsonable(v) for k, v in out.extra.items()},
-                   seconds=time.perf_counter() - t0, prompt_tokens=int(du.prompt_tokens),
-                   completion_tokens=int(du.completion_tokens), requests=int(du.requests))
+        rec.update(
+            rows=out.rows,
+            extra={k: _jsonable(v) for k, v in out.extra.items()},
+            seconds=time.perf_counter() - t0,
+            prompt_tokens=int(du.prompt_tokens),
+            completion_tokens=int(du.completion_tokens),
+            requests=int(du.requests),
+        )
         return rec
 
     def write(sc: Scorer, rec: dict) -> None:
@@ -367,14 +408,20 @@ def run_scoring(root: Path, job: ScoreJob) -> dict:
         for t in alone:
             write(t[0], score_unit(*t, examples_of(t[1])))
         if together:
-            score_in_order(together, workers, lambda t: (t[0], functools.partial(score_unit, *t, examples_of(t[1]))),
-                            write)
+            score_in_order(
+                together, workers, lambda t: (t[0], functools.partial(score_unit, *t, examples_of(t[1]))), write
+            )
     finally:
         bar.close()
     n_quantiles = int(job.examples["quantile"].max()) + 1 if len(job.examples) else 0
     n_explained = int(job._explanations()["latent"].nunique())
-    meta.update(complete=True, n_latents=len(plan.latents), n_llm_latents=len(plan.llm_latents),
-                explainers=sorted(set(e for e, _ in plan.real)), n_quantiles=max(n_quantiles, 0),
-                skipped_latents=n_explained - len(plan.latents))
+    meta.update(
+        complete=True,
+        n_latents=len(plan.latents),
+        n_llm_latents=len(plan.llm_latents),
+        explainers=sorted(set(e for e, _ in plan.real)),
+        n_quantiles=max(n_quantiles, 0),
+        skipped_latents=n_explained - len(plan.latents),
+    )
     write_meta(root, meta)
     return meta

@@ -40,17 +40,21 @@ class SimulationScorer(Scorer):
         act = [e for e in examples if e.label == 1]
         non = [e for e in examples if e.label == 0]
         half = max(1, self.cfg.max_examples // 2)
-        chosen = [act[i] for i in sorted(rng.permutation(len(act))[:half])] + \
-                 [non[i] for i in sorted(rng.permutation(len(non))[:half])]
+        chosen = [act[i] for i in sorted(rng.permutation(len(act))[:half])] + [
+            non[i] for i in sorted(rng.permutation(len(non))[:half])
+        ]
         prompts, where = [], []
         for k, e in enumerate(chosen):
             for pos, vis in enumerate(e.visible):
                 if not vis:
                     continue
-                prompts.append(user(
-                    f'A feature of a language model fires on some tokens. Its description: "{explanation or ""}".\n\n'
-                    f"Text: {e.text([pos])}\n\nHow strongly does the feature fire on the token marked between << and >>, "
-                    f"from 0 (not at all) to {TOP} (as strongly as it ever does)? Answer with one digit."))
+                prompts.append(
+                    user(
+                        f'A feature of a language model fires on some tokens. Its description: "{explanation or ""}".\n\n'
+                        f"Text: {e.text([pos])}\n\nHow strongly does the feature fire on the token marked between << and >>, "
+                        f"from 0 (not at all) to {TOP} (as strongly as it ever does)? Answer with one digit."
+                    )
+                )
                 where.append((k, pos))
         res = client.option_logprobs(prompts, options=OPTIONS) if prompts else []  # AutointerpError: stop
         preds = [dict() for _ in chosen]

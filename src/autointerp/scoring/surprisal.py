@@ -14,8 +14,10 @@ import numpy as np
 
 from .base import Example, Scorer, ScorerOutput, row
 
-PREFIX = ("The following is a text excerpt. A feature of a language model fires on it; the feature's "
-          "description: {explanation}\nExcerpt:")
+PREFIX = (
+    "The following is a text excerpt. A feature of a language model fires on it; the feature's "
+    "description: {explanation}\nExcerpt:"
+)
 
 
 @dataclass(frozen=True)

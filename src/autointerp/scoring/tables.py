@@ -27,10 +27,39 @@ OK = "ok"
 NO_EXPLAINER = "none"  # the explainer column of scorers that judge the latent itself (intruder)
 DEFAULT_EXPLAINER = "default"  # old tables without an explainer column
 
-SCORE_COLUMNS = ["hookpoint", "latent", "explainer", "scorer", "control", "example_id", "kind", "quantile", "label",
-                 "prediction", "score", "failure"]
-METRIC_COLUMNS = ["hookpoint", "latent", "explainer", "scorer", "control", "status", "accuracy", "balanced_accuracy",
-                  "precision", "recall", "f1", "auroc", "n", "n_failed", "prompt_tokens", "completion_tokens", "seconds"]
+SCORE_COLUMNS = [
+    "hookpoint",
+    "latent",
+    "explainer",
+    "scorer",
+    "control",
+    "example_id",
+    "kind",
+    "quantile",
+    "label",
+    "prediction",
+    "score",
+    "failure",
+]
+METRIC_COLUMNS = [
+    "hookpoint",
+    "latent",
+    "explainer",
+    "scorer",
+    "control",
+    "status",
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "auroc",
+    "n",
+    "n_failed",
+    "prompt_tokens",
+    "completion_tokens",
+    "seconds",
+]
 RATES = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc")
 
 
@@ -104,9 +133,16 @@ class ScoreRun:
         hp = self.meta["hookpoint"]
         for rec in self.records():
             for r in rec["rows"]:
-                rows.append({"hookpoint": hp, "latent": rec["latent"], "explainer": rec["explainer"],
-                             "scorer": rec["scorer"], "control": rec["control"],
-                             **{k: r.get(k) for k in SCORE_COLUMNS[5:]}})
+                rows.append(
+                    {
+                        "hookpoint": hp,
+                        "latent": rec["latent"],
+                        "explainer": rec["explainer"],
+                        "scorer": rec["scorer"],
+                        "control": rec["control"],
+                        **{k: r.get(k) for k in SCORE_COLUMNS[5:]},
+                    }
+                )
         return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
     def metrics(self) -> pd.DataFrame:
@@ -116,18 +152,34 @@ class ScoreRun:
         out = []
         for rec in self.records():
             rs = rec["rows"]
-            m = latent_metrics([r["label"] for r in rs], [r["prediction"] for r in rs], [r["score"] for r in rs],
-                               [r["quantile"] for r in rs], [r["failure"] is not None for r in rs], nq)
+            m = latent_metrics(
+                [r["label"] for r in rs],
+                [r["prediction"] for r in rs],
+                [r["score"] for r in rs],
+                [r["quantile"] for r in rs],
+                [r["failure"] is not None for r in rs],
+                nq,
+            )
             status = rec.get("status") or OK
             if status == OK:
                 status = rows_status(rs, getattr(SCORERS.get(rec["scorer"]), "two_class", True))
             if status != OK:  # no number for a unit that cannot be judged
                 m = {k: (v if k in ("n", "n_failed") else np.nan) for k, v in m.items()}
-            out.append({"hookpoint": self.meta["hookpoint"], "latent": rec["latent"], "explainer": rec["explainer"],
-                        "scorer": rec["scorer"], "control": rec["control"], "status": status, **m,
-                        "prompt_tokens": rec.get("prompt_tokens", 0), "completion_tokens": rec.get("completion_tokens", 0),
-                        "seconds": rec.get("seconds", 0.0),
-                        **{k: _extra(k, v, status) for k, v in rec.get("extra", {}).items()}})
+            out.append(
+                {
+                    "hookpoint": self.meta["hookpoint"],
+                    "latent": rec["latent"],
+                    "explainer": rec["explainer"],
+                    "scorer": rec["scorer"],
+                    "control": rec["control"],
+                    "status": status,
+                    **m,
+                    "prompt_tokens": rec.get("prompt_tokens", 0),
+                    "completion_tokens": rec.get("completion_tokens", 0),
+                    "seconds": rec.get("seconds", 0.0),
+                    **{k: _extra(k, v, status) for k, v in rec.get("extra", {}).items()},
+                }
+            )
         cols = METRIC_COLUMNS + [f"recall_q{i}" for i in range(nq)]
         df = pd.DataFrame(out)
         for c in cols:

@@ -192,7 +192,10 @@ def compare(
         )
 
     # explanations: semantic agreement of matched pairs where both have one
-    ex_a, ex_b = explanation_table(explanations_a, a, cfg.explainer), explanation_table(explanations_b, b, cfg.explainer)
+    ex_a, ex_b = (
+        explanation_table(explanations_a, a, cfg.explainer),
+        explanation_table(explanations_b, b, cfg.explainer),
+    )
     matched["explanation_a"] = [ex_a.get(int(r)) for r in rows]
     matched["explanation_b"] = [ex_b.get(int(c)) for c in cols]
     if ex_a and ex_b:

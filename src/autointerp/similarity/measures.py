@@ -9,7 +9,9 @@ from ..errors import AutointerpError
 from ..explainers import select_explainer
 
 
-def explanation_table(explanations: pd.DataFrame | None, hookpoint: str, explainer: str | None = None) -> dict[int, str]:
+def explanation_table(
+    explanations: pd.DataFrame | None, hookpoint: str, explainer: str | None = None
+) -> dict[int, str]:
     """latent -> explanation of one explainer (``None``: the first LLM explainer present, as
     ``explainers.select_explainer``); failures and empty explanations dropped."""
     if explanations is None:

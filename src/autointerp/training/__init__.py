@@ -31,6 +31,23 @@ from .fit import check_job, evaluate, fit_saes, holdout_activations, train_saes
 from .job import REPORT, TrainJob, hookpoint_seed, read_report, read_reports, save_trained, saved_sae_problem
 from .sae import TopKSAE, coder_fvu, geometric_median
 
-__all__ = ["DEFAULT_HOOKPOINTS", "PER_SAE_KEYS", "REPORT", "TopKSAE", "TrainConfig", "TrainJob", "check_job",
-           "coder_fvu", "evaluate", "fit_saes", "geometric_median", "holdout_activations", "hookpoint_seed",
-           "read_report", "read_reports", "save_trained", "saved_sae_problem", "train_saes"]
+__all__ = [
+    "DEFAULT_HOOKPOINTS",
+    "PER_SAE_KEYS",
+    "REPORT",
+    "TopKSAE",
+    "TrainConfig",
+    "TrainJob",
+    "check_job",
+    "coder_fvu",
+    "evaluate",
+    "fit_saes",
+    "geometric_median",
+    "holdout_activations",
+    "hookpoint_seed",
+    "read_report",
+    "read_reports",
+    "save_trained",
+    "saved_sae_problem",
+    "train_saes",
+]

@@ -51,36 +51,57 @@ class TrainConfig:
             raise ConfigError(f"{where}.hookpoints is empty: name at least one hookpoint to train an SAE on.")
         if len(set(self.hookpoints)) != len(self.hookpoints):
             raise ConfigError(f"{where}.hookpoints lists a hookpoint twice: {self.hookpoints}.")
-        for name in ("expansion_factor", "k", "n_tokens", "batch_contexts", "sae_batch_tokens", "dead_tokens", "log_every"):
+        for name in (
+            "expansion_factor",
+            "k",
+            "n_tokens",
+            "batch_contexts",
+            "sae_batch_tokens",
+            "dead_tokens",
+            "log_every",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name} must be at least 1, got {getattr(self, name)}.")
         if self.num_latents is not None and self.num_latents < 1:
             raise ConfigError(f"{where}.num_latents must be at least 1 (or null to use expansion_factor).")
         if self.num_latents is not None and self.k > self.num_latents:
-            raise ConfigError(f"{where}.k ({self.k}) is larger than num_latents ({self.num_latents}). Lower k or raise num_latents.")
+            raise ConfigError(
+                f"{where}.k ({self.k}) is larger than num_latents ({self.num_latents}). Lower k or raise num_latents."
+            )
         if self.holdout_contexts < 1:
             raise ConfigError(f"{where}.holdout_contexts must be at least 1: the FVU is measured on held-out contexts.")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"{where}.lr must be positive (or null for sparsify's default).")
-        if not (0 <= self.lr_warmup_fraction <= 1 and 0 <= self.lr_decay_fraction <= 1
-                and self.lr_warmup_fraction + self.lr_decay_fraction <= 1):
-            raise ConfigError(f"{where}: lr_warmup_fraction and lr_decay_fraction must be in [0, 1] and sum to at most 1.")
+        if not (
+            0 <= self.lr_warmup_fraction <= 1
+            and 0 <= self.lr_decay_fraction <= 1
+            and self.lr_warmup_fraction + self.lr_decay_fraction <= 1
+        ):
+            raise ConfigError(
+                f"{where}: lr_warmup_fraction and lr_decay_fraction must be in [0, 1] and sum to at most 1."
+            )
         if self.auxk_alpha < 0:
             raise ConfigError(f"{where}.auxk_alpha must be >= 0.")
         if self.b_dec_init not in ("mean", "geometric_median", "zeros"):
             raise ConfigError(f"{where}.b_dec_init: use mean, geometric_median or zeros, got '{self.b_dec_init}'.")
         if not isinstance(self.overrides, dict):
-            raise ConfigError(f"{where}.overrides: expected a mapping hookpoint -> {{key: value}}, got {self.overrides!r}.")
+            raise ConfigError(
+                f"{where}.overrides: expected a mapping hookpoint -> {{key: value}}, got {self.overrides!r}."
+            )
         for h, over in self.overrides.items():
             if h not in self.hookpoints:
-                raise ConfigError(f"{where}.overrides: '{h}' is not one of the hookpoints {self.hookpoints}. "
-                                  "Add it to hookpoints or remove its override.")
+                raise ConfigError(
+                    f"{where}.overrides: '{h}' is not one of the hookpoints {self.hookpoints}. "
+                    "Add it to hookpoints or remove its override."
+                )
             if not isinstance(over, dict):
                 raise ConfigError(f"{where}.overrides.{h}: expected a mapping of keys, got {over!r}.")
             bad = [k for k in over if k not in PER_SAE_KEYS]
             if bad:
-                raise ConfigError(f"{where}.overrides.{h}: '{bad[0]}' cannot differ per hookpoint. "
-                                  f"Keys allowed there: {', '.join(PER_SAE_KEYS)}.")
+                raise ConfigError(
+                    f"{where}.overrides.{h}: '{bad[0]}' cannot differ per hookpoint. "
+                    f"Keys allowed there: {', '.join(PER_SAE_KEYS)}."
+                )
             # the merged config checks the values' types and ranges
             parse_config(TrainConfig, as_dict(self) | {"overrides": {}} | over, f"{where}.overrides.{h}")
 

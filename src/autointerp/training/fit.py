@@ -36,16 +36,22 @@ def check_job(job: TrainJob, model) -> dict[str, int]:
         n = hcfg.latents_for(widths[h])
         if hcfg.k > n:
             key = f"overrides.{h}.k" if "k" in cfg.overrides.get(h, {}) else "k"
-            raise ConfigError(f"{where}.{key} ({hcfg.k}) is larger than the number of latents of the '{h}' SAE ({n}). "
-                              "Lower k or raise expansion_factor / num_latents.")
+            raise ConfigError(
+                f"{where}.{key} ({hcfg.k}) is larger than the number of latents of the '{h}' SAE ({n}). "
+                "Lower k or raise expansion_factor / num_latents."
+            )
     n_ctx, ctx_len = job.tokens.shape
     if cfg.holdout_contexts + cfg.batch_contexts > n_ctx:
-        raise ConfigError(f"{where}: the corpus has {n_ctx} contexts, fewer than holdout_contexts ({cfg.holdout_contexts}) "
-                          f"+ batch_contexts ({cfg.batch_contexts}). Lower them or raise corpus.n_tokens.")
+        raise ConfigError(
+            f"{where}: the corpus has {n_ctx} contexts, fewer than holdout_contexts ({cfg.holdout_contexts}) "
+            f"+ batch_contexts ({cfg.batch_contexts}). Lower them or raise corpus.n_tokens."
+        )
     batch_tokens = cfg.batch_contexts * ctx_len
     if cfg.n_tokens < batch_tokens:
-        raise ConfigError(f"{where}.n_tokens ({cfg.n_tokens}) is smaller than one batch (batch_contexts {cfg.batch_contexts} "
-                          f"x ctx_len {ctx_len} = {batch_tokens} tokens). Raise n_tokens or lower batch_contexts.")
+        raise ConfigError(
+            f"{where}.n_tokens ({cfg.n_tokens}) is smaller than one batch (batch_contexts {cfg.batch_contexts} "
+            f"x ctx_len {ctx_len} = {batch_tokens} tokens). Raise n_tokens or lower batch_contexts."
+        )
     return widths
 
 
@@ -72,7 +78,7 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
     torch.manual_seed(cfg.seed)
     n_ctx, ctx_len = job.tokens.shape
     perm = np.random.default_rng(cfg.seed).permutation(n_ctx)
-    holdout, train_ctx = np.sort(perm[:cfg.holdout_contexts]), perm[cfg.holdout_contexts:]
+    holdout, train_ctx = np.sort(perm[: cfg.holdout_contexts]), perm[cfg.holdout_contexts :]
     bos = tokenizer.bos_token_id if cfg.exclude_bos else None
     points = [(h, "output") for h in todo]
     n_batches = cfg.n_tokens // (cfg.batch_contexts * ctx_len)
@@ -99,15 +105,20 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
             elif hcfg.b_dec_init == "geometric_median":
                 sae.b_dec.copy_(geometric_median(xn))
         saes[h] = sae
-        lrs[h] = hcfg.lr or 2e-4 / math.sqrt(sae.num_latents / 2 ** 14)
+        lrs[h] = hcfg.lr or 2e-4 / math.sqrt(sae.num_latents / 2**14)
         opts[h] = torch.optim.Adam(sae.parameters(), lr=lrs[h], eps=6.25e-10, fused=True)
     since_fired = {h: torch.zeros(saes[h].num_latents, dtype=torch.long) for h in todo}
     curves = {h: {"tokens": [], "loss": [], "fvu": [], "auxk": [], "dead_fraction": []} for h in todo}
     running = {h: [0.0, 0.0, 0.0, 0] for h in todo}  # loss, fvu, auxk sums, count
 
     total_steps_est = n_batches * max(1, math.ceil((cfg.batch_contexts * ctx_len) / cfg.sae_batch_tokens))
-    bar = tqdm(total=n_batches * cfg.batch_contexts * ctx_len, unit="tok", unit_scale=True,
-               desc=f"train {len(todo)} SAE{'s' * (len(todo) > 1)}", disable=not job.progress)
+    bar = tqdm(
+        total=n_batches * cfg.batch_contexts * ctx_len,
+        unit="tok",
+        unit_scale=True,
+        desc=f"train {len(todo)} SAE{'s' * (len(todo) > 1)}",
+        disable=not job.progress,
+    )
     step, seen, t_start = 0, 0, time.perf_counter()
     batch_ids = first
     for b in range(n_batches):
@@ -120,7 +131,7 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
             factor = _lr_factor(step, total_steps_est, cfg)
             for h in todo:
                 sae, opt = saes[h], opts[h]
-                x = acts[(h, "output")][s:s + cfg.sae_batch_tokens] / scales[h]
+                x = acts[(h, "output")][s : s + cfg.sae_batch_tokens] / scales[h]
                 dead = since_fired[h] > hcfgs[h].dead_tokens
                 for group in opt.param_groups:
                     group["lr"] = lrs[h] * factor
@@ -142,8 +153,10 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
             step += 1
             if step % cfg.log_every == 0:
                 _log_point(curves, running, since_fired, hcfgs, seen + s + x.shape[0])
-                bar.set_postfix(loss=f"{np.mean([curves[h]['loss'][-1] for h in todo]):.3f}",
-                                fvu=f"{np.mean([curves[h]['fvu'][-1] for h in todo]):.3f}")
+                bar.set_postfix(
+                    loss=f"{np.mean([curves[h]['loss'][-1] for h in todo]):.3f}",
+                    fvu=f"{np.mean([curves[h]['fvu'][-1] for h in todo]):.3f}",
+                )
         seen += n_tok
         bar.update(len(batch_ids) * ctx_len)
     if running[todo[0]][3]:
@@ -174,7 +187,7 @@ def _batches(train_ctx: np.ndarray, cfg: TrainConfig, n_batches: int):
         order.extend(train_ctx[rng.permutation(len(train_ctx))].tolist())
         epoch += 1
     for b in range(n_batches):
-        yield np.asarray(order[b * cfg.batch_contexts:(b + 1) * cfg.batch_contexts])
+        yield np.asarray(order[b * cfg.batch_contexts : (b + 1) * cfg.batch_contexts])
 
 
 def _activations(model, ids: np.ndarray, points, bos: int | None) -> tuple[dict, torch.Tensor]:
@@ -197,19 +210,21 @@ def _log_point(curves: dict, running: dict, since_fired: dict, hcfgs: dict[str, 
         running[h] = [0.0, 0.0, 0.0, 0]
 
 
-def holdout_activations(model, tokens: np.ndarray, holdout: np.ndarray, points, bos, batch_contexts: int,
-                        autocast) -> dict:
+def holdout_activations(
+    model, tokens: np.ndarray, holdout: np.ndarray, points, bos, batch_contexts: int, autocast
+) -> dict:
     out: dict = {p: [] for p in points}
     for b in range(0, len(holdout), batch_contexts):
         with autocast:
-            acts, _ = _activations(model, tokens[holdout[b:b + batch_contexts]], points, bos)
+            acts, _ = _activations(model, tokens[holdout[b : b + batch_contexts]], points, bos)
         for p in points:
             out[p].append(acts[p])
     return {p: torch.cat(v) for p, v in out.items()}
 
 
-def evaluate(job: TrainJob, model, bos, saes: dict, scales: dict, holdout: np.ndarray, curves: dict, seen: int,
-             seconds: float) -> tuple[dict[str, SparseCoder], dict[str, dict]]:
+def evaluate(
+    job: TrainJob, model, bos, saes: dict, scales: dict, holdout: np.ndarray, curves: dict, seen: int, seconds: float
+) -> tuple[dict[str, SparseCoder], dict[str, dict]]:
     cfg = job.train
     points = [(h, "output") for h in saes]
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast and job.model.device == "cpu")
@@ -242,6 +257,11 @@ def evaluate(job: TrainJob, model, bos, saes: dict, scales: dict, holdout: np.nd
             "model": job.model.name_or_path,
             "curve": curves[h],
         }
-        log.info("SAE %s: FVU %.3f, dead %.1f%%, L0 %.1f", h, reports[h]["fvu"], 100 * reports[h]["dead_fraction"],
-                 reports[h]["mean_l0"])
+        log.info(
+            "SAE %s: FVU %.3f, dead %.1f%%, L0 %.1f",
+            h,
+            reports[h]["fvu"],
+            100 * reports[h]["dead_fraction"],
+            reports[h]["mean_l0"],
+        )
     return coders, reports

@@ -41,8 +41,14 @@ class TrainJob:
         train = as_dict(self.train.for_hookpoint(hookpoint))  # only this SAE's own overrides count
         for key in ("hookpoints", "log_every", "overrides"):
             train.pop(key)
-        return digest({"hookpoint": hookpoint, "train": train, "tokens": array_digest(self.tokens),
-                       "model": as_dict(self.model) | {"batch_size": 0}})
+        return digest(
+            {
+                "hookpoint": hookpoint,
+                "train": train,
+                "tokens": array_digest(self.tokens),
+                "model": as_dict(self.model) | {"batch_size": 0},
+            }
+        )
 
     def pending(self, root: str | Path) -> list[str]:
         """Hookpoints whose saved SAE is missing, broken or was trained with another configuration."""

@@ -13,8 +13,13 @@ from ..dictionaries import SparseCoder
 def _scatter_rows(idx: torch.Tensor, weights: torch.Tensor, dense: torch.Tensor, n: int) -> torch.Tensor:
     """``S^T @ dense`` for the sparse [B, n] matrix S with ``weights`` at ``idx``: [n, d]."""
     rows = torch.arange(idx.shape[0]).repeat_interleave(idx.shape[1])
-    s = torch.sparse_coo_tensor(torch.stack([idx.reshape(-1), rows]), weights.reshape(-1).float(), (n, idx.shape[0]),
-                                is_coalesced=False, check_invariants=False)
+    s = torch.sparse_coo_tensor(
+        torch.stack([idx.reshape(-1), rows]),
+        weights.reshape(-1).float(),
+        (n, idx.shape[0]),
+        is_coalesced=False,
+        check_invariants=False,
+    )
     return torch.sparse.mm(s, dense.float())
 
 
@@ -118,9 +123,18 @@ class TopKSAE(torch.nn.Module):
 
     def to_coder(self, scale: float, hookpoint: str) -> SparseCoder:
         """The inference coder in raw activation units (scale folded into the biases)."""
-        return SparseCoder(self.W_enc.detach().T.contiguous(), self.b_enc.detach() * scale, self.W_dec.detach().clone(),
-                           self.b_dec.detach() * scale, activation="topk", k=self.k, hookpoint=hookpoint,
-                           reads=(hookpoint, "output"), writes=(hookpoint, "output"), source=f"trained {hookpoint}")
+        return SparseCoder(
+            self.W_enc.detach().T.contiguous(),
+            self.b_enc.detach() * scale,
+            self.W_dec.detach().clone(),
+            self.b_dec.detach() * scale,
+            activation="topk",
+            k=self.k,
+            hookpoint=hookpoint,
+            reads=(hookpoint, "output"),
+            writes=(hookpoint, "output"),
+            source=f"trained {hookpoint}",
+        )
 
 
 def geometric_median(x: torch.Tensor, iters: int = 50, eps: float = 1e-6) -> torch.Tensor:

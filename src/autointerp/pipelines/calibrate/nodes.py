@@ -43,8 +43,12 @@ def _sample_config(sample: dict | None) -> SampleConfig:
 
 def known_answer_dictionary(tokens: np.ndarray, model: dict, calibrate: dict, sample: dict) -> KnownAnswerJob:
     """The lazy job choosing the words and writing their detectors (a SAELens folder)."""
-    return KnownAnswerJob(tokens=tokens, model=parse_config(ModelConfig, model, "parameters: model"),
-                          config=calibrate_config(calibrate), window_len=_sample_config(sample).window_len)
+    return KnownAnswerJob(
+        tokens=tokens,
+        model=parse_config(ModelConfig, model, "parameters: model"),
+        config=calibrate_config(calibrate),
+        window_len=_sample_config(sample).window_len,
+    )
 
 
 def _dictionary(d: KnownAnswerDictionary) -> DictionaryConfig:
@@ -53,9 +57,13 @@ def _dictionary(d: KnownAnswerDictionary) -> DictionaryConfig:
 
 def calibration_cache(tokens: np.ndarray, dictionary: KnownAnswerDictionary, model: dict, cache: dict) -> CacheJob:
     """The cache stage's job over the known-answer dictionary, read back by the normal loader."""
-    return CacheJob(hookpoint=CALIBRATION_HOOKPOINT, tokens=tokens,
-                    model=parse_config(ModelConfig, model, "parameters: model"), dictionary=_dictionary(dictionary),
-                    cache=parse_config(CacheConfig, cache, "parameters: cache"))
+    return CacheJob(
+        hookpoint=CALIBRATION_HOOKPOINT,
+        tokens=tokens,
+        model=parse_config(ModelConfig, model, "parameters: model"),
+        dictionary=_dictionary(dictionary),
+        cache=parse_config(CacheConfig, cache, "parameters: cache"),
+    )
 
 
 def calibration_words(dictionary: KnownAnswerDictionary, cache, tokens: np.ndarray) -> pd.DataFrame:
@@ -64,27 +72,46 @@ def calibration_words(dictionary: KnownAnswerDictionary, cache, tokens: np.ndarr
     return exactness(dictionary.words, cache, tokens)
 
 
-def calibration_sample(tokens: np.ndarray, cache, words: pd.DataFrame, dictionary: KnownAnswerDictionary,
-                       model: dict, sample: dict, calibrate: dict) -> tuple[SampleJob, SampleJob]:
+def calibration_sample(
+    tokens: np.ndarray,
+    cache,
+    words: pd.DataFrame,
+    dictionary: KnownAnswerDictionary,
+    model: dict,
+    sample: dict,
+    calibrate: dict,
+) -> tuple[SampleJob, SampleJob]:
     """The sample stage's job over the exact detectors: the run's sample settings with the
     calibration's example counts, random non-activating windows only."""
     cfg, run = calibrate_config(calibrate), _sample_config(sample)
     exact = [int(x) for x in words.loc[words["status"] == "ok", "latent"]]
     if len(exact) < 2:
-        raise AutointerpError(f"calibrate: {len(exact)} known-answer latents are exact (words: "
-                              f"{', '.join(words['word'])}); at least 2 are needed. See the calibration words table.")
-    sel = dataclasses.replace(run.selection, mode="list", latents=exact,
-                              min_activating=min(run.selection.min_activating, cfg.n_train + cfg.n_test))
+        raise AutointerpError(
+            f"calibrate: {len(exact)} known-answer latents are exact (words: "
+            f"{', '.join(words['word'])}); at least 2 are needed. See the calibration words table."
+        )
+    sel = dataclasses.replace(
+        run.selection,
+        mode="list",
+        latents=exact,
+        min_activating=min(run.selection.min_activating, cfg.n_train + cfg.n_test),
+    )
     neg = dataclasses.replace(run.negatives, random=cfg.n_non_activating, neighbour=0, embedding=0)
     config = dataclasses.replace(run, n_train=cfg.n_train, n_test=cfg.n_test, selection=sel, negatives=neg)
-    job = SampleJob(hookpoint=CALIBRATION_HOOKPOINT, tokens=tokens, cache=cache,
-                    model=parse_config(ModelConfig, model, "parameters: model"), dictionary=_dictionary(dictionary),
-                    config=config)
+    job = SampleJob(
+        hookpoint=CALIBRATION_HOOKPOINT,
+        tokens=tokens,
+        cache=cache,
+        model=parse_config(ModelConfig, model, "parameters: model"),
+        dictionary=_dictionary(dictionary),
+        config=config,
+    )
     return job, job
 
 
-def calibration_explain(examples, latents: pd.DataFrame, tokens, llm: dict, explain: dict,
-                        calibrate: dict) -> ExplainJob:
+def calibration_explain(
+    examples, latents: pd.DataFrame, tokens, llm: dict, explain: dict, calibrate: dict
+) -> ExplainJob:
     """The explain stage's job with the run's explainers (or ``calibrate.explainers``), over
     every known-answer latent."""
     from autointerp.pipelines.explain.nodes import llm_config
@@ -93,12 +120,26 @@ def calibration_explain(examples, latents: pd.DataFrame, tokens, llm: dict, expl
     exp = parse_config(ExplainConfig, explain, "parameters: explain")
     exp = dataclasses.replace(exp, max_latents=None, explainers=list(cfg.explainers or exp.explainers))
     exp.validate(f"{WHERE}.explainers")
-    return ExplainJob(hookpoint=CALIBRATION_HOOKPOINT, examples=examples, llm=llm_config(llm), explain=exp,
-                      credentials=run_context().llm_credentials(), corpus_tokens=tokens, latents=latents)
+    return ExplainJob(
+        hookpoint=CALIBRATION_HOOKPOINT,
+        examples=examples,
+        llm=llm_config(llm),
+        explain=exp,
+        credentials=run_context().llm_credentials(),
+        corpus_tokens=tokens,
+        latents=latents,
+    )
 
 
-def calibration_score(examples, explanations: pd.DataFrame, words: pd.DataFrame, latents: pd.DataFrame,
-                      score: dict, llm: dict, calibrate: dict) -> ScoreJob:
+def calibration_score(
+    examples,
+    explanations: pd.DataFrame,
+    words: pd.DataFrame,
+    latents: pd.DataFrame,
+    score: dict,
+    llm: dict,
+    calibrate: dict,
+) -> ScoreJob:
     """The score stage's job with the run's scorers (or ``calibrate.scorers``) over every
     known-answer latent: the explainers' own explanations and the true ones, each with its
     shuffled control."""
@@ -106,14 +147,27 @@ def calibration_score(examples, explanations: pd.DataFrame, words: pd.DataFrame,
 
     cfg = calibrate_config(calibrate)
     sc = parse_config(ScoreConfig, score, "parameters: score")
-    sc = dataclasses.replace(sc, scorers=list(cfg.scorers or sc.scorers), n_activating=None, n_non_activating=None,
-                             max_latents=None, max_llm_latents=None, control=True)
+    sc = dataclasses.replace(
+        sc,
+        scorers=list(cfg.scorers or sc.scorers),
+        n_activating=None,
+        n_non_activating=None,
+        max_latents=None,
+        max_llm_latents=None,
+        control=True,
+    )
     sc.validate(f"{WHERE}.scorers")
     ok = words[words["status"] == "ok"]
     expl = pd.concat([as_frame(explanations, "explanations"), true_explanations(ok)], ignore_index=True)
-    return ScoreJob(hookpoint=CALIBRATION_HOOKPOINT, examples=as_frame(examples, "examples"), explanations=expl,
-                    config=sc, llm=llm_config(llm, score), credentials=run_context().llm_credentials(),
-                    latents=latents)
+    return ScoreJob(
+        hookpoint=CALIBRATION_HOOKPOINT,
+        examples=as_frame(examples, "examples"),
+        explanations=expl,
+        config=sc,
+        llm=llm_config(llm, score),
+        credentials=run_context().llm_credentials(),
+        latents=latents,
+    )
 
 
 def calibration_tables(run, explanations: pd.DataFrame, words: pd.DataFrame, calibrate: dict):

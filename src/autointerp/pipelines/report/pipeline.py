@@ -34,8 +34,9 @@ def stage_exists(stage: str) -> bool:
     return importlib.util.find_spec(f"autointerp.pipelines.{stage}") is not None
 
 
-def report_layout(hookpoints: list[str], cfg, exists=stage_exists,
-                  calibrate_enabled: bool = True) -> list[tuple[tuple[str, str], str]]:
+def report_layout(
+    hookpoints: list[str], cfg, exists=stage_exists, calibrate_enabled: bool = True
+) -> list[tuple[tuple[str, str], str]]:
     """((hookpoint, role), dataset name) for every input of the report node; ``exists(stage)``
     says whether a stage is part of this project. The calibrate stage's tables come as
     ``(CALIBRATION, role)``, similarity outputs as ``("", dataset)``."""
@@ -57,13 +58,23 @@ def create_pipeline(**kwargs) -> Pipeline:
     hookpoints = kwargs.get("hookpoints") or configured_hookpoints()
     cfg = nodes.report_config(kwargs.get("report", run_parameters().get("report")))
     calibrate = kwargs.get("calibrate", run_parameters().get("calibrate")) or {}
-    layout = report_layout(hookpoints, cfg, kwargs.get("stage_exists", stage_exists),
-                           calibrate_enabled=bool(calibrate.get("enabled", True)))
-    return Pipeline([
-        Node(bind(nodes.make_report, layout=[k for k, _ in layout], hookpoints=hookpoints),
-             ["params:report"] + [name for _, name in layout],
-             ["report_plots", "report_site"], name="make_report", tags=[OPTIONAL]),
-    ])
+    layout = report_layout(
+        hookpoints,
+        cfg,
+        kwargs.get("stage_exists", stage_exists),
+        calibrate_enabled=bool(calibrate.get("enabled", True)),
+    )
+    return Pipeline(
+        [
+            Node(
+                bind(nodes.make_report, layout=[k for k, _ in layout], hookpoints=hookpoints),
+                ["params:report"] + [name for _, name in layout],
+                ["report_plots", "report_site"],
+                name="make_report",
+                tags=[OPTIONAL],
+            ),
+        ]
+    )
 
 
 class OptionalInputsHook:

@@ -24,11 +24,15 @@ def matched_for(hookpoint: str, matched_latents: pd.DataFrame | None, matching: 
     if not matching:
         return None
     if matching == "off":
-        raise ConfigError("parameters: sample.selection.mode is 'matched' but similarity.matched_latents is 0. "
-                          "Set similarity.matched_latents to the number of top matched pairs per similarity pair "
-                          "(e.g. 30), or use another selection mode.")
+        raise ConfigError(
+            "parameters: sample.selection.mode is 'matched' but similarity.matched_latents is 0. "
+            "Set similarity.matched_latents to the number of top matched pairs per similarity pair "
+            "(e.g. 30), or use another selection mode."
+        )
     if matching == "unpaired" or matched_latents is None:
-        log.info("%s is in no similarity.pairs entry: selection.mode matched samples only its random latents", hookpoint)
+        log.info(
+            "%s is in no similarity.pairs entry: selection.mode matched samples only its random latents", hookpoint
+        )
         return []
     rows = matched_latents[matched_latents["hookpoint"] == hookpoint] if len(matched_latents) else matched_latents
     latents = list(dict.fromkeys(int(i) for i in rows["latent"])) if len(rows) else []
@@ -36,9 +40,17 @@ def matched_for(hookpoint: str, matched_latents: pd.DataFrame | None, matching: 
     return latents
 
 
-def sample_examples(tokens: np.ndarray, latent_cache: LatentCache, model: dict, hookpoints: dict, sample: dict,
-                    matched_latents: pd.DataFrame | None = None, *, hookpoint: str,
-                    matching: str = "") -> tuple[SampleJob, SampleJob]:
+def sample_examples(
+    tokens: np.ndarray,
+    latent_cache: LatentCache,
+    model: dict,
+    hookpoints: dict,
+    sample: dict,
+    matched_latents: pd.DataFrame | None = None,
+    *,
+    hookpoint: str,
+    matching: str = "",
+) -> tuple[SampleJob, SampleJob]:
     """The lazy job that the examples dataset runs (resuming unfinished partitions); the
     latents table is written by the same job into the same folder, so the one job is returned
     for both outputs and does its work once (the second save finds it done). With
@@ -67,6 +79,7 @@ def sample_metrics(latents: pd.DataFrame, *, hookpoint: str) -> dict:
         "mean_test": float(ok["n_test"].mean()) if len(ok) else 0.0,
         "mean_non_activating": float(ok[[f"n_{k}" for k in NEGATIVE_KINDS]].sum(axis=1).mean()) if len(ok) else 0.0,
         "mean_train_non_activating": float(ok["n_train_non_activating"].mean())
-        if len(ok) and "n_train_non_activating" in ok else 0.0,
+        if len(ok) and "n_train_non_activating" in ok
+        else 0.0,
     }
     return mlflow_metrics(f"sample.{hookpoint}", metrics)

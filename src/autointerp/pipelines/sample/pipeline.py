@@ -30,11 +30,20 @@ def hookpoint_pipeline(hookpoint: str) -> Pipeline:
     inputs = ["corpus_tokens", f"{ns}.latent_cache", "params:model", "params:hookpoints", "params:sample"]
     return Pipeline(
         [
-            Node(bind(nodes.sample_examples, hookpoint=hookpoint, matching=how),
-                 inputs + [f"{ns}.matched_latents"] if how == "table" else inputs,
-                 [f"{ns}.examples", f"{ns}.latents"], name="sample_examples", namespace=ns),
-            Node(bind(nodes.sample_metrics, hookpoint=hookpoint), f"{ns}.latents",
-                 f"{ns}.sample_metrics", name="sample_metrics", namespace=ns),
+            Node(
+                bind(nodes.sample_examples, hookpoint=hookpoint, matching=how),
+                inputs + [f"{ns}.matched_latents"] if how == "table" else inputs,
+                [f"{ns}.examples", f"{ns}.latents"],
+                name="sample_examples",
+                namespace=ns,
+            ),
+            Node(
+                bind(nodes.sample_metrics, hookpoint=hookpoint),
+                f"{ns}.latents",
+                f"{ns}.sample_metrics",
+                name="sample_metrics",
+                namespace=ns,
+            ),
         ],
     )
 

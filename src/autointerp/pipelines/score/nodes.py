@@ -25,14 +25,20 @@ def score_latents(examples, explanations, score: dict, llm: dict, latents=None, 
     ex = as_frame(examples, "examples")
     if "hookpoint" in ex and len(ex):
         ex = ex[ex["hookpoint"] == hookpoint]
-    return ScoreJob(hookpoint=hookpoint, examples=ex.reset_index(drop=True),
-                    explanations=as_frame(explanations, "explanations"), config=cfg, llm=llm_config(llm, score),
-                    credentials=run_context().llm_credentials(),
-                    latents=None if latents is None else as_frame(latents, "latents"))
+    return ScoreJob(
+        hookpoint=hookpoint,
+        examples=ex.reset_index(drop=True),
+        explanations=as_frame(explanations, "explanations"),
+        config=cfg,
+        llm=llm_config(llm, score),
+        credentials=run_context().llm_credentials(),
+        latents=None if latents is None else as_frame(latents, "latents"),
+    )
 
 
-def score_tables(run: ScoreRun, score: dict, *,
-                 hookpoint: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict, dict]:
+def score_tables(
+    run: ScoreRun, score: dict, *, hookpoint: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict, dict]:
     """Per-example scores, per-unit metrics, the summary per (scorer, explainer), MLflow metrics
     (``score.<hookpoint>.<scorer>.<explainer>.<metric>``) and plots of one hookpoint. A scorer
     with more failed examples than ``score.max_failed_fraction`` is flagged in the summary

@@ -11,15 +11,30 @@ from . import nodes
 
 def hookpoint_pipeline(hookpoint: str) -> Pipeline:
     ns = namespace(hookpoint)
-    return Pipeline([
-        Node(bind(nodes.score_latents, hookpoint=hookpoint),
-             [f"{ns}.examples", f"{ns}.explanations", "params:score", "params:llm", f"{ns}.latents"],
-             f"{ns}.score_run", name="score_latents", namespace=ns),
-        Node(bind(nodes.score_tables, hookpoint=hookpoint), [f"{ns}.score_run", "params:score"],
-             [f"{ns}.scores", f"{ns}.score_metrics", f"{ns}.score_summary", f"{ns}.score_mlflow_metrics",
-              f"{ns}.score_plots"],
-             name="score_tables", namespace=ns),
-    ])
+    return Pipeline(
+        [
+            Node(
+                bind(nodes.score_latents, hookpoint=hookpoint),
+                [f"{ns}.examples", f"{ns}.explanations", "params:score", "params:llm", f"{ns}.latents"],
+                f"{ns}.score_run",
+                name="score_latents",
+                namespace=ns,
+            ),
+            Node(
+                bind(nodes.score_tables, hookpoint=hookpoint),
+                [f"{ns}.score_run", "params:score"],
+                [
+                    f"{ns}.scores",
+                    f"{ns}.score_metrics",
+                    f"{ns}.score_summary",
+                    f"{ns}.score_mlflow_metrics",
+                    f"{ns}.score_plots",
+                ],
+                name="score_tables",
+                namespace=ns,
+            ),
+        ]
+    )
 
 
 def create_pipeline(**kwargs) -> Pipeline:

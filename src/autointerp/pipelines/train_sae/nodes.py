@@ -29,8 +29,12 @@ def _reports(saes_path: str, train_sae: dict) -> dict[str, dict]:
 
 def training_metrics(saes_path: str, train_sae: dict) -> dict:
     """FVU on held-out tokens, dead fraction, mean L0 and final loss per SAE, as MLflow metrics."""
-    flat = {f"{h}.{name}": r[name] for h, r in _reports(saes_path, train_sae).items()
-            for name in METRICS if r.get(name) is not None}
+    flat = {
+        f"{h}.{name}": r[name]
+        for h, r in _reports(saes_path, train_sae).items()
+        for name in METRICS
+        if r.get(name) is not None
+    }
     return mlflow_metrics("train_sae", flat)
 
 
