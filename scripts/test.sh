@@ -9,4 +9,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
 fi
 . .venv/bin/activate
 export KEDRO_DISABLE_TELEMETRY=true HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# lint and format (configured in pyproject.toml) before the tests
+ruff check src tests benchmarks scripts
+ruff format --check src tests benchmarks scripts
 python -m pytest -q "$@"
