@@ -147,3 +147,32 @@ def test_batched_mode_reads_p_yes_per_example_from_one_request_per_batch():
     # the answers written in the prompts are a random mix, not all one word and not the truth
     written = re.findall(r"Fires: (Yes|No)", "".join(t for _, t in client.calls))
     assert len(written) == 7 and 0 < written.count("Yes") < 7
+
+
+def test_embedding_scorer_embeds_each_example_once_and_scores_as_before(monkeypatch):
+    from autointerp import embeddings
+    from autointerp.scoring import embedding as emb_mod
+    from autointerp.scoring.base import Example
+    from autointerp.scoring.embedding import EmbeddingConfig, EmbeddingScorer
+
+    exs = [
+        Example(
+            f"0:{i}", "activating" if i < 2 else "random", 0, [" the", w, " sat"], [0.0, 1.0 if i < 2 else 0.0, 0.0]
+        )
+        for i, w in enumerate([" cat", " dog", " sky", " tax"])
+    ]
+    calls = []
+
+    def counting(texts, model_name=None, **kw):
+        calls.append(list(texts))
+        return embeddings.embed(texts, model_name, **kw)
+
+    monkeypatch.setattr(emb_mod, "embed", counting)
+    scorer = EmbeddingScorer(EmbeddingConfig())
+    first = scorer.score("animals", exs, None, np.random.default_rng(0)).rows
+    second = scorer.score("the weather", exs, None, np.random.default_rng(0)).rows
+    # the examples were embedded in the first unit only; the second embeds its explanation alone
+    assert sum(len(c) for c in calls) == 1 + len(exs) + 1
+    direct = embeddings.embed(["animals"] + [e.text() for e in exs])
+    assert np.allclose([r["score"] for r in first], direct[1:] @ direct[0], atol=1e-5)
+    assert [r["example_id"] for r in second] == [e.example_id for e in exs]

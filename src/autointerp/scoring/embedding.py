@@ -6,6 +6,7 @@ default) is the score; prediction: similarity > ``threshold``. No LLM involved.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +26,25 @@ class EmbeddingScorer(Scorer):
     name = "embedding"
     uses_client = False
     cfg: EmbeddingConfig
+    CACHE_TEXTS = 16384  # example embeddings kept (384 floats each: about 25 MB)
+
+    def __init__(self, cfg: EmbeddingConfig):
+        super().__init__(cfg)
+        # The same test examples come back for every explainer and for the control: embed each
+        # example text once (a bounded cache, oldest first out), only the explanation per unit.
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def _embed_examples(self, texts: list[str]) -> np.ndarray:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for t, v in zip(todo, embed(todo, self.cfg.model) if todo else []):
+            self._cache[t] = v
+        out = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+        while len(self._cache) > self.CACHE_TEXTS:
+            self._cache.popitem(last=False)
+        return out
 
     def score(self, explanation: str | None, examples: list[Example], client, rng: np.random.Generator) -> ScorerOutput:
-        vecs = embed([self.cfg.query_prefix + (explanation or "")] + [e.text() for e in examples], self.cfg.model)
-        sims = vecs[1:] @ vecs[0]
+        query = embed([self.cfg.query_prefix + (explanation or "")], self.cfg.model)[0]
+        docs = self._embed_examples([e.text() for e in examples])
+        sims = docs @ query if len(examples) else np.zeros(0, np.float32)
         return ScorerOutput([row(e, int(s > self.cfg.threshold), float(s)) for e, s in zip(examples, sims)])
