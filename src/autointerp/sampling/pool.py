@@ -49,8 +49,9 @@ class WindowPool:
             rows, cols = key % len(self), key // len(self)
         else:
             vmax = vals
-        self._parts.append(sp.csc_matrix((vmax.astype(np.float32), (rows, cols - sh.start)),
-                                         shape=(len(self), sh.end - sh.start)))
+        self._parts.append(
+            sp.csc_matrix((vmax.astype(np.float32), (rows, cols - sh.start)), shape=(len(self), sh.end - sh.start))
+        )
 
     def finish(self) -> None:
         self.acts = sp.hstack(self._parts, format="csc") if self._parts else sp.csc_matrix((len(self), 0))
@@ -61,7 +62,7 @@ class WindowPool:
     def fires(self, latent: int) -> np.ndarray:
         """Pool rows where ``latent`` fires."""
         a = self.acts
-        return a.indices[a.indptr[latent]:a.indptr[latent + 1]]
+        return a.indices[a.indptr[latent] : a.indptr[latent + 1]]
 
     def cooccurring(self, latent: int, n: int) -> np.ndarray:
         """The ``n`` latents with the highest Jaccard co-occurrence with ``latent`` over the pool."""
@@ -75,8 +76,16 @@ class WindowPool:
         return cand[np.lexsort((cand, -jac[cand]))][:n]
 
 
-def draw_negatives(pool: WindowPool, free: np.ndarray, kind: str, want: int, latent: int, neighbours,
-                   query: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+def draw_negatives(
+    pool: WindowPool,
+    free: np.ndarray,
+    kind: str,
+    want: int,
+    latent: int,
+    neighbours,
+    query: np.ndarray | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Pool rows of ``want`` non-activating windows of one kind among the ``free`` rows (sorted
     for ``random``, by rank otherwise). ``neighbours(latent)`` gives the latents whose windows
     make ``neighbour`` negatives; ``query`` is the latent's training embedding (``embedding``)."""

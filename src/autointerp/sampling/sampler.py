@@ -24,9 +24,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 QUERY_CACHE = 16384  # window embeddings kept for the embedding negatives' queries (~25 MB with MiniLM)
 
-LATENT_COLUMNS = ["hookpoint", "latent", "firing_count", "frequency", "max_activation", "mean_activation", "status",
-                  "n_windows", "n_train", "n_test"] + [f"n_{k}" for k in NEGATIVE_KINDS] + [
-                  "n_train_non_activating", "active_threshold", "n_active", "note"]
+LATENT_COLUMNS = (
+    [
+        "hookpoint",
+        "latent",
+        "firing_count",
+        "frequency",
+        "max_activation",
+        "mean_activation",
+        "status",
+        "n_windows",
+        "n_train",
+        "n_test",
+    ]
+    + [f"n_{k}" for k in NEGATIVE_KINDS]
+    + ["n_train_non_activating", "active_threshold", "n_active", "note"]
+)
 
 
 class Sampler:
@@ -61,10 +74,10 @@ class Sampler:
         """Cache shard ``s`` with only its active entries (see :mod:`.active`)."""
         sh = self.cache.load_shard(s)
         if self.active.trivial:
-            self.thresholds[sh.start:sh.end] = 0.0
+            self.thresholds[sh.start : sh.end] = 0.0
             return sh
         thr = shard_thresholds(sh, self.active, self.cache.n_tokens)
-        self.thresholds[sh.start:sh.end] = thr
+        self.thresholds[sh.start : sh.end] = thr
         return keep_active(sh, thr)
 
     def build_pool(self, needed_shards: set[int]) -> None:
@@ -77,8 +90,10 @@ class Sampler:
             self.pool.add_shard(self.load_shard(s), n)
         if not neg.uses_neighbours:  # only the shards with sampled latents were read: pad the others
             done = dict(zip(sorted(needed_shards), self.pool._parts))
-            self.pool._parts = [done.get(s, sp.csc_matrix((len(self.pool), b - a), dtype=np.float32))
-                                for s, (a, b) in enumerate(self.cache.shard_ranges)]
+            self.pool._parts = [
+                done.get(s, sp.csc_matrix((len(self.pool), b - a), dtype=np.float32))
+                for s, (a, b) in enumerate(self.cache.shard_ranges)
+            ]
         self.pool.finish()
         if neg.uses_embeddings:
             from ..embeddings import embed
@@ -88,7 +103,7 @@ class Sampler:
             self.pool.embeddings = embed(texts, neg.embedding_model, progress=self.job.progress)
 
     def text(self, ctx: int, start: int) -> str:
-        return "".join(self.strings.window(self.tokens[ctx, start:start + self.W]))
+        return "".join(self.strings.window(self.tokens[ctx, start : start + self.W]))
 
     def neighbours(self, latent: int) -> np.ndarray:
         got = self._neighbours.get(latent)
@@ -125,12 +140,18 @@ class Sampler:
         self._neighbours = {}
         plans = [_guard(latent, self._plan, latent, toks, vals) for latent, toks, vals in items]
         planned = [p[0] for p in plans if not isinstance(p[1], dict)]
-        if planned and self.cfg.negatives.uses_neighbours and self.decoder is not None \
-                and self.cfg.negatives.neighbour_source == "decoder":
+        if (
+            planned
+            and self.cfg.negatives.uses_neighbours
+            and self.decoder is not None
+            and self.cfg.negatives.neighbour_source == "decoder"
+        ):
             self._decoder_neighbours(planned)
         queries = self._queries(plans)
-        return [(None, p[1]) if isinstance(p[1], dict) and "status" in p[1] else _guard(p[0], self._finish, p, q)
-                for p, q in zip(plans, queries)]
+        return [
+            (None, p[1]) if isinstance(p[1], dict) and "status" in p[1] else _guard(p[0], self._finish, p, q)
+            for p, q in zip(plans, queries)
+        ]
 
     def _plan(self, latent: int, toks: np.ndarray, vals: np.ndarray):
         cfg = self.cfg
@@ -138,12 +159,17 @@ class Sampler:
         win = activating_windows(toks, vals, self.ctx_len, cfg)
         info["n_windows"] = len(win)
         if len(win) < cfg.selection.min_activating:
-            return [], dict(info, status=rare_reason(len(win), cfg.selection.min_activating, "non-overlapping activating windows"))
+            return [], dict(
+                info, status=rare_reason(len(win), cfg.selection.min_activating, "non-overlapping activating windows")
+            )
         min_test, min_train = min(cfg.min_test, cfg.n_test), min(cfg.min_train, cfg.n_train)  # (configs built in code)
         if len(win) < min_test + min_train:
-            return [], dict(info, status=TOO_FEW_FOR_TEST,
-                            note=f"{len(win)} non-overlapping activating windows < sample.min_test {min_test} + "
-                                 f"sample.min_train {min_train}: no activating test set beside a training set")
+            return [], dict(
+                info,
+                status=TOO_FEW_FOR_TEST,
+                note=f"{len(win)} non-overlapping activating windows < sample.min_test {min_test} + "
+                f"sample.min_train {min_train}: no activating test set beside a training set",
+            )
         rng = np.random.default_rng([cfg.seed, latent])
         train, test = split_train_test(win, cfg, rng)
         return latent, (toks, vals, win, train, test, rng, info)
@@ -181,7 +207,9 @@ class Sampler:
         info = dict(info, n_train=len(train), n_test=len(test))
         notes = []
         if len(train) < cfg.n_train or len(test) < cfg.n_test:
-            notes.append(f"only {len(win)} activating windows: {len(train)}/{cfg.n_train} train, {len(test)}/{cfg.n_test} test")
+            notes.append(
+                f"only {len(win)} activating windows: {len(train)}/{cfg.n_train} train, {len(test)}/{cfg.n_test} test"
+            )
         used = np.concatenate([train, test])
         # pool windows without an active token of the latent and sharing no token with one of its
         # examples (pool windows are disjoint grid windows: ``tok2pool`` names the one of a token)
@@ -204,21 +232,31 @@ class Sampler:
         info["n_train_non_activating"] = sum(len(r) for (split, _), r in negs.items() if split == "train")
         info["note"] = "; ".join(notes)
         if n_neg < neg.min_non_activating:
-            return None, dict(info, status=f"too few non-activating windows: {n_neg} < min_non_activating "
-                                           f"{neg.min_non_activating} (the latent fires nearly everywhere)")
-        parts = [(split, "activating", win.quantile[idx], win.context[idx], win.start[idx], win.marked[idx])
-                 for split, idx in (("train", train), ("test", test))]
-        parts += [(split, kind, np.full(len(r), -1), self.pool.context[r], self.pool.start[r], np.full(len(r), -1))
-                  for (split, kind), r in negs.items()]
+            return None, dict(
+                info,
+                status=f"too few non-activating windows: {n_neg} < min_non_activating "
+                f"{neg.min_non_activating} (the latent fires nearly everywhere)",
+            )
+        parts = [
+            (split, "activating", win.quantile[idx], win.context[idx], win.start[idx], win.marked[idx])
+            for split, idx in (("train", train), ("test", test))
+        ]
+        parts += [
+            (split, kind, np.full(len(r), -1), self.pool.context[r], self.pool.start[r], np.full(len(r), -1))
+            for (split, kind), r in negs.items()
+        ]
         ctx = np.concatenate([p[3] for p in parts]).astype(np.int64)
         start = np.concatenate([p[4] for p in parts]).astype(np.int64)
-        block = {"latent": np.full(len(ctx), latent, dtype=np.int64),
-                 "split": np.concatenate([np.full(len(p[3]), p[0], dtype=object) for p in parts]),
-                 "kind": np.concatenate([np.full(len(p[3]), p[1], dtype=object) for p in parts]),
-                 "quantile": np.concatenate([p[2] for p in parts]).astype(np.int64),
-                 "context": ctx, "start": start,
-                 "marked": np.concatenate([p[5] for p in parts]).astype(np.int64),
-                 "activations": self._window_activations(ctx * self.ctx_len + start, toks, vals)}
+        block = {
+            "latent": np.full(len(ctx), latent, dtype=np.int64),
+            "split": np.concatenate([np.full(len(p[3]), p[0], dtype=object) for p in parts]),
+            "kind": np.concatenate([np.full(len(p[3]), p[1], dtype=object) for p in parts]),
+            "quantile": np.concatenate([p[2] for p in parts]).astype(np.int64),
+            "context": ctx,
+            "start": start,
+            "marked": np.concatenate([p[5] for p in parts]).astype(np.int64),
+            "activations": self._window_activations(ctx * self.ctx_len + start, toks, vals),
+        }
         return block, dict(info, status=OK)
 
     def _positions(self, lo: np.ndarray) -> np.ndarray:
@@ -256,33 +294,57 @@ class Sampler:
             return pa.ListArray.from_arrays(offsets, pa.array(values.ravel(), type=kind))
 
         h = self.job.hookpoint
-        ids_of = [f"{h}/{lat}/{c}:{s}" for lat, c, s in zip(cols["latent"].tolist(), cols["context"].tolist(),
-                                                               cols["start"].tolist())]
-        arrays = [pa.array(np.full(n, h, dtype=object), pa.string()), pa.array(cols["latent"]),
-                  pa.array(cols["split"], pa.string()), pa.array(cols["kind"], pa.string()),
-                  pa.array(cols["quantile"]), pa.array(cols["context"]), pa.array(cols["start"]),
-                  lists(ids, pa.int64()), lists(self.window_strings(ids), pa.string()),
-                  lists(acts, pa.float32()), pa.array(acts.max(1) if W else np.zeros(n, np.float32), pa.float32()),
-                  pa.array(cols["marked"]), pa.array(ids_of, pa.string())]
+        ids_of = [
+            f"{h}/{lat}/{c}:{s}"
+            for lat, c, s in zip(cols["latent"].tolist(), cols["context"].tolist(), cols["start"].tolist())
+        ]
+        arrays = [
+            pa.array(np.full(n, h, dtype=object), pa.string()),
+            pa.array(cols["latent"]),
+            pa.array(cols["split"], pa.string()),
+            pa.array(cols["kind"], pa.string()),
+            pa.array(cols["quantile"]),
+            pa.array(cols["context"]),
+            pa.array(cols["start"]),
+            lists(ids, pa.int64()),
+            lists(self.window_strings(ids), pa.string()),
+            lists(acts, pa.float32()),
+            pa.array(acts.max(1) if W else np.zeros(n, np.float32), pa.float32()),
+            pa.array(cols["marked"]),
+            pa.array(ids_of, pa.string()),
+        ]
         return pa.Table.from_arrays(arrays, schema=EXAMPLE_SCHEMA)
 
     def latent_row(self, latent: int, status: str, info: dict | None = None) -> dict:
         return latent_row(self.job.hookpoint, self.stats, self.cache.num_latents, latent, status, info)
 
 
-def latent_row(hookpoint: str, stats: dict, num_latents: int, latent: int, status: str, info: dict | None = None) -> dict:
+def latent_row(
+    hookpoint: str, stats: dict, num_latents: int, latent: int, status: str, info: dict | None = None
+) -> dict:
     """One row of the latents table."""
     known = 0 <= latent < num_latents
 
     def stat(k, cast):
         return cast(stats[k][latent]) if known else cast("nan")
 
-    row = {"hookpoint": hookpoint, "latent": latent,
-           "firing_count": int(stats["firing_count"][latent]) if known else -1,
-           "frequency": stat("frequency", float), "max_activation": stat("max_activation", float),
-           "mean_activation": stat("mean_activation", float), "status": status,
-           "n_windows": 0, "n_train": 0, "n_test": 0, **{f"n_{k}": 0 for k in NEGATIVE_KINDS},
-           "n_train_non_activating": 0, "active_threshold": float("nan"), "n_active": -1, "note": ""}
+    row = {
+        "hookpoint": hookpoint,
+        "latent": latent,
+        "firing_count": int(stats["firing_count"][latent]) if known else -1,
+        "frequency": stat("frequency", float),
+        "max_activation": stat("max_activation", float),
+        "mean_activation": stat("mean_activation", float),
+        "status": status,
+        "n_windows": 0,
+        "n_train": 0,
+        "n_test": 0,
+        **{f"n_{k}": 0 for k in NEGATIVE_KINDS},
+        "n_train_non_activating": 0,
+        "active_threshold": float("nan"),
+        "n_active": -1,
+        "note": "",
+    }
     row.update({k: v for k, v in (info or {}).items() if k != "status"})
     return row
 

@@ -22,8 +22,9 @@ def _in_range(latents, num_latents: int, hookpoint: str, what: str) -> tuple[set
     return chosen, skipped
 
 
-def select_latents(stats: dict[str, np.ndarray], num_latents: int, cfg: SelectionConfig, seed: int,
-                   hookpoint: str = "", matched=None) -> tuple[list[int], dict[int, str]]:
+def select_latents(
+    stats: dict[str, np.ndarray], num_latents: int, cfg: SelectionConfig, seed: int, hookpoint: str = "", matched=None
+) -> tuple[list[int], dict[int, str]]:
     """(latents to sample, {latent: reason} for latents considered but not sampled).
 
     ``matched``: for mode ``matched``, the hookpoint's matched latents (its ``latent`` column
@@ -41,7 +42,7 @@ def select_latents(stats: dict[str, np.ndarray], num_latents: int, cfg: Selectio
     rng = np.random.default_rng([seed, 0x5E1EC7])
     out_of_range: dict[int, str] = {}
     if cfg.mode == "first":
-        chosen = pool[:cfg.n]
+        chosen = pool[: cfg.n]
     elif cfg.mode == "random":
         chosen = np.sort(rng.choice(pool, min(cfg.n, len(pool)), replace=False)) if len(pool) else pool
     elif cfg.mode == "matched":
@@ -56,15 +57,25 @@ def select_latents(stats: dict[str, np.ndarray], num_latents: int, cfg: Selectio
             f = freq[pool]
             band = pool[(f >= lo) & ((f < hi) | ((b == len(edges) - 2) & (f <= hi)))]
             if len(band) < cfg.n:
-                log.warning("%s: frequency band [%g, %g) has %d eligible latents, fewer than %d", hookpoint, lo, hi, len(band), cfg.n)
+                log.warning(
+                    "%s: frequency band [%g, %g) has %d eligible latents, fewer than %d",
+                    hookpoint,
+                    lo,
+                    hi,
+                    len(band),
+                    cfg.n,
+                )
             parts.append(rng.choice(band, min(cfg.n, len(band)), replace=False) if len(band) else band)
         chosen = np.unique(np.concatenate(parts)).astype(np.int64)
     skipped = dict(out_of_range)
     if cfg.eligible_only:  # rare latents left out of the draw are listed with their reason
         last = int(chosen[-1]) if cfg.mode == "first" and len(chosen) else num_latents
         drawn = set(int(i) for i in chosen)
-        skipped |= {int(i): rare_reason(int(count[i]), cfg.min_activating)
-                    for i in np.flatnonzero(~eligible) if (cfg.mode != "first" or i < last) and int(i) not in drawn}
+        skipped |= {
+            int(i): rare_reason(int(count[i]), cfg.min_activating)
+            for i in np.flatnonzero(~eligible)
+            if (cfg.mode != "first" or i < last) and int(i) not in drawn
+        }
     return [int(i) for i in chosen], skipped
 
 

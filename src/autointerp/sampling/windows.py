@@ -82,14 +82,14 @@ def spread_over_bins(bins: np.ndarray, n: int, n_bins: int, rng: np.random.Gener
         return np.zeros(0, dtype=np.int64)
     members = [rng.permutation(np.flatnonzero(bins == b)) for b in range(n_bins)]
     quota = np.full(n_bins, n // n_bins)
-    quota[n_bins - n % n_bins:] += 1 if n % n_bins else 0
+    quota[n_bins - n % n_bins :] += 1 if n % n_bins else 0
     taken = [m[:q] for m, q in zip(members, quota)]
     short = n - sum(len(t) for t in taken)
     while short > 0:
         progressed = False
         for b in reversed(range(n_bins)):
             if short and len(taken[b]) < len(members[b]):
-                taken[b] = members[b][:len(taken[b]) + 1]
+                taken[b] = members[b][: len(taken[b]) + 1]
                 short -= 1
                 progressed = True
         if not progressed:
@@ -108,9 +108,9 @@ def split_train_test(win: Windows, cfg: SampleConfig, rng: np.random.Generator) 
     reserved = spread_over_bins(win.quantile, min(cfg.min_test, cfg.n_test), cfg.n_quantiles, rng)
     rest = np.setdiff1d(everything, reserved)
     if cfg.train_mode == "top":
-        train = rest[np.lexsort((rest, -win.value[rest]))[:cfg.n_train]]
+        train = rest[np.lexsort((rest, -win.value[rest]))[: cfg.n_train]]
     elif cfg.train_mode == "random":
-        train = rest[rng.permutation(len(rest))[:cfg.n_train]]
+        train = rest[rng.permutation(len(rest))[: cfg.n_train]]
     else:
         train = rest[spread_over_bins(win.quantile[rest], cfg.n_train, cfg.n_quantiles, rng)]
     rest = np.setdiff1d(rest, train)
