@@ -25,6 +25,7 @@ PARAMS = {
         "n_non_activating": 5,
         "candidates": 24,
         "scorers": ["embedding"],
+        "explainers": ["default", "tokens"],  # the LLM path too (conf/test calibrates without an LLM)
     },
 }
 
