@@ -44,3 +44,20 @@ def run_kedro(*args: str, cwd=PROJECT, timeout: float = 600, env: dict | None = 
 def kedro():
     """:func:`run_kedro`, for tests where the command line is what is under test."""
     return run_kedro
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_run_left_active():
+    """An in-process Kedro session leaves kedro-mlflow's run active when its store went away
+    with its temporary data root; end it (or drop it) so the next test starts its own."""
+    yield
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    while mlflow.active_run() is not None:
+        try:
+            mlflow.end_run()
+        except Exception:
+            stack = fluent._active_run_stack.get()
+            if stack:
+                stack.pop()
