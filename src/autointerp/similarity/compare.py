@@ -118,10 +118,17 @@ def compare(
 
     # decoder directions: cosine of the co-activation matches, and the decoder-matching baseline
     decoder_matched = None
-    if shares_decoder_space(W_dec_a, W_dec_b, a, b, cfg.decoder_baseline) and sparse:
-        # no [na, nb] matrix: the matched pairs' cosine and its chance only (no decoder matching)
-        matched["decoder_cosine"] = decoder_cosine_pairs(W_dec_a, W_dec_b, rows, cols)
-        chance = float(decoder_cosine_pairs(W_dec_a, W_dec_b, rand_a, rand_b).mean()) if n_rand else float("nan")
+    dec = None
+    if shares_decoder_space(W_dec_a, W_dec_b, a, b, cfg.decoder_baseline):
+        if sparse:
+            # no [na, nb] matrix: the matched pairs' cosine and its chance only (no decoder matching)
+            matched["decoder_cosine"] = decoder_cosine_pairs(W_dec_a, W_dec_b, rows, cols)
+            chance = float(decoder_cosine_pairs(W_dec_a, W_dec_b, rand_a, rand_b).mean()) if n_rand else float("nan")
+        else:
+            dec = decoder_cosine(W_dec_a, W_dec_b)
+            matrices["decoder_cosine"] = dec
+            matched["decoder_cosine"] = dec[rows, cols]
+            chance = float(dec[rand_a, rand_b].mean()) if n_rand else float("nan")
         summary.append(
             _summary_row(
                 "coactivation",
@@ -134,23 +141,7 @@ def compare(
                 **extra,
             )
         )
-    elif shares_decoder_space(W_dec_a, W_dec_b, a, b, cfg.decoder_baseline):
-        dec = decoder_cosine(W_dec_a, W_dec_b)
-        matrices["decoder_cosine"] = dec
-        matched["decoder_cosine"] = dec[rows, cols]
-        chance = float(dec[rand_a, rand_b].mean()) if n_rand else float("nan")
-        summary.append(
-            _summary_row(
-                "coactivation",
-                "decoder_cosine",
-                matched["decoder_cosine"].to_numpy(),
-                th.decoder_cosine,
-                chance,
-                cfg.seed,
-                cfg.bootstrap,
-                **extra,
-            )
-        )
+    if dec is not None:
         drows, dcols = match(dec)
         decoder_matched = pd.DataFrame(
             {
