@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def test_console_shows_nodes_and_the_log_file_the_chatter(kedro, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     console = " ".join((r.stdout + r.stderr).split())  # rich wraps long lines
     assert "[1/1] make_report -> report_plots, report_site" in console and "Done: 1 node" in console
+    assert re.search(r"Time per stage: report \d+ s", console), console[-2000:]  # where the time went
     assert [n for n in NOISE if n in console] == []
     log = log_file.read_text()
     assert "Loading data from" in log and "Saving data to report_site" in log and "Running node: make_report" in log

@@ -164,6 +164,25 @@ def check_sections(params: dict, known: set[str] | None, env: str) -> None:
     )
 
 
+def stage_seconds(node_seconds: dict[str, float]) -> dict[str, float]:
+    """Node run times summed per stage of the chain (the registered pipeline holding the node;
+    ``other`` for a node in none), stages in chain order."""
+    from kedro.framework.project import pipelines
+
+    from autointerp.pipeline_registry import CHAIN
+
+    stage_of: dict[str, str] = {}
+    for name in CHAIN:
+        if name in pipelines:
+            for n in pipelines[name].nodes:
+                stage_of.setdefault(n.name, name)
+    out: dict[str, float] = {}
+    for node, s in node_seconds.items():
+        out[stage_of.get(node, "other")] = out.get(stage_of.get(node, "other"), 0.0) + s
+    order = {name: i for i, name in enumerate((*CHAIN, "other"))}
+    return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
+
+
 class ProjectHooks:
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -187,9 +206,18 @@ class ProjectHooks:
         self._run_params = run_params
         self._tagged = False
         self._progress = [0, len(pipeline.nodes), time.perf_counter()]
+        self._node_seconds: dict[str, float] = {}
+        self._node_started: dict[str, float] = {}
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        started = getattr(self, "_node_started", {}).pop(node.name, None)
+        if started is not None:
+            self._node_seconds[node.name] = time.perf_counter() - started
 
     @hook_impl
     def before_node_run(self, node) -> None:
+        getattr(self, "_node_started", {})[node.name] = time.perf_counter()
         # The console's one line per node (Kedro's own node and dataset messages go to the log file).
         progress = getattr(self, "_progress", None) or [0, 0, time.perf_counter()]
         progress[0] += 1
@@ -214,6 +242,21 @@ class ProjectHooks:
             f"; outputs under {where}/" if where else "",
             f"; details in {os.path.relpath(files[0])}" if files else "",
         )
+        self._report_stage_seconds()
+
+    def _report_stage_seconds(self) -> None:
+        # Where the run's time went, per stage of the chain: one log line and MLflow metrics
+        # ``seconds.<stage>`` (e.g. the calibrate stage's share of a default run).
+        seconds = stage_seconds(getattr(self, "_node_seconds", {}))
+        if not seconds:
+            return
+        log.info("Time per stage: %s", ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+        try:
+            import mlflow
+        except ImportError:
+            return
+        if mlflow.active_run() is not None:
+            mlflow.log_metrics({f"seconds.{k}": round(v, 2) for k, v in seconds.items()})
 
     def _tag_mlflow_run(self) -> None:
         # kedro-mlflow has opened the run by the first node: tag it once with what ran.

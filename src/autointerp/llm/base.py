@@ -47,7 +47,7 @@ class LLMConfig:
     backend: str = "local"  # local (transformers) | openai (any OpenAI-compatible server)
     model: str = "smollm2-135m-instruct"  # local: as model.name_or_path; openai: the served model name
     # local backend
-    dtype: str = "bfloat16"
+    dtype: str = "auto"  # auto: bfloat16 where the device computes it natively, else float32
     device: str = "cpu"
     batch_size: int = 8
     # OpenAI-compatible backend
@@ -67,6 +67,12 @@ class LLMConfig:
     cache_dir: str | None = None  # response cache folder; null: no cache
     # price per million tokens, by model: {my-model: {prompt: 0.1, completion: 0.4}}
     prices: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend == "local" and self.dtype == "auto":  # the real dtype, for fingerprints and logs
+            from ..models import resolve_dtype
+
+            object.__setattr__(self, "dtype", resolve_dtype(self.dtype, self.device))
 
     def validate(self, where: str) -> None:
         if self.backend not in BACKENDS:

@@ -41,12 +41,20 @@ class TrainConfig:
     b_dec_init: str = "mean"
     normalize: bool = True
     exclude_bos: bool = True
-    autocast: bool = True
+    autocast: bool | str = "auto"  # bf16 autocast; auto: where the CPU computes bf16 natively
     seed: int = 0
     log_every: int = 10
     overrides: dict[str, dict] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.autocast == "auto":  # resolved when built, so the fingerprint says what ran
+            from ..models import native_bf16
+
+            object.__setattr__(self, "autocast", native_bf16("cpu"))
+
     def validate(self, where: str) -> None:
+        if not isinstance(self.autocast, bool):
+            raise ConfigError(f"{where}.autocast: use true, false or auto, got {self.autocast!r}.")
         if not self.hookpoints:
             raise ConfigError(f"{where}.hookpoints is empty: name at least one hookpoint to train an SAE on.")
         if len(set(self.hookpoints)) != len(self.hookpoints):
