@@ -199,12 +199,17 @@ def test_job_counts_echoes_and_keys_rows_on_latent_and_explainer(tmp_path, examp
     ]
     llm = df[df.explainer == "default"]
     assert llm.explanation.isna().all() and llm.failure.str.startswith("echoed worked example").all()
-    assert meta["explainers"] == {"default": {"latents": 2, "failed": 2}, "tokens": {"latents": 3, "failed": 0}}
+    assert meta["explainers"] == {
+        "default": {"latents": 2, "failed": 2, "echoed_first": 2, "echoed": 2},
+        "tokens": {"latents": 3, "failed": 0, "echoed_first": 0, "echoed": 0},
+    }
+    assert llm.attempts.tolist() == [1 + cfg.echo_retries] * 2  # asked again, echoed every time
     from autointerp.pipelines.explain.nodes import explain_metrics
 
     m = {k.removeprefix("explain.layers.2."): v["value"] for k, v in explain_metrics(df, hookpoint="layers.2").items()}
     assert m["default.echoed"] == 2 and m["tokens.latents"] == 3 and m["failed"] == 2
-    assert m["tokens_per_explanation"] == 13  # the recording backend's 10 + 3, statistical rows left out
+    # the recording backend's 10 + 3 per request, three requests per row; statistical rows left out
+    assert m["tokens_per_explanation"] == 3 * 13
     tok = df[df.explainer == "tokens"].set_index("latent")
     assert '" cat"' in tok.explanation[0] and tok.model.eq("statistics").all() and (tok.prompt_tokens == 0).all()
     # adding an explainer and latents: only the new LLM work is done

@@ -21,8 +21,8 @@ from .job import (
     read_explanations,
     select_explainer,
 )
-from .parsing import echoed_worked_example, parse_explanation
-from .prompts import PREFILL, WORKED, PromptExplainer, mark_example, select_examples
+from .parsing import echoed_worked_example, parse_explanation, repeats
+from .prompts import PREFILL, WORKED, PromptExplainer, Worked, echoed_answer, mark_example, select_examples
 from .registry import EXPLAINERS, REGISTRY, make_explainer
 from .tokens import TokensExplainer, TokenStatistics, corpus_counts
 
@@ -50,8 +50,10 @@ __all__ = [
     "TokenStatistics",
     "TokensConfig",
     "TokensExplainer",
+    "Worked",
     "build_messages",
     "corpus_counts",
+    "echoed_answer",
     "echoed_worked_example",
     "examples_frame",
     "explain_hookpoint",
@@ -59,6 +61,7 @@ __all__ = [
     "mark_example",
     "parse_explanation",
     "read_explanations",
+    "repeats",
     "select_examples",
     "select_explainer",
 ]

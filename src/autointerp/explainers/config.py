@@ -15,11 +15,18 @@ class TokensConfig:
     min_share: float = 0.05  # a token after the first is named only with this share of the activation mass
     context: bool = True  # also name the tokens that most often precede them
     min_context_share: float = 0.25  # ... when they precede at least this share of the named tokens' mass
+    share: bool = True  # say which share of the activation mass the named tokens cover
+    quote: bool = True  # tokens JSON-quoted (" king", "\n"); false: plain words (king)
+    words: bool = False  # name the whole words a sub-word token is part of ("singing" for "ing")
+    context_words: int = 0  # also name up to this many words common in the activating windows ("in text with ...")
+    min_context_windows: float = 0.3  # ... found in at least this share of the windows
 
     def validate(self, where: str) -> None:
         if self.top < 1:
             raise ConfigError(f"{where}.top must be at least 1, got {self.top}.")
-        for name in ("min_share", "min_context_share"):
+        if self.context_words < 0:
+            raise ConfigError(f"{where}.context_words must be 0 or more, got {self.context_words}.")
+        for name in ("min_share", "min_context_share", "min_context_windows"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{where}.{name} must be in [0, 1], got {getattr(self, name)}.")
 
@@ -44,6 +51,9 @@ class ExplainConfig:
     max_chars: int = 200  # explanations are cut at a word boundary beyond this
     batch_latents: int = 8  # latents sent to the client together (a local batch, or concurrent requests)
     retry_failed: bool = True  # a resumed run redoes latents whose LLM explanation failed
+    echo_retries: int = (
+        2  # LLM: ask again this often after an answer echoing a worked example (the last time without any)
+    )
     max_latents: int | None = None  # LLM explainers explain only the first N latents; statistical ones all
     tokens: TokensConfig = field(default_factory=TokensConfig)
     progress: bool = True
@@ -61,8 +71,9 @@ class ExplainConfig:
         for name in ("n_examples", "max_tokens", "max_tokens_reasoning", "max_chars", "batch_latents"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name} must be at least 1, got {getattr(self, name)}.")
-        if self.n_negatives < 0:
-            raise ConfigError(f"{where}.n_negatives must be 0 or more.")
+        for name in ("n_negatives", "echo_retries"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name} must be 0 or more, got {getattr(self, name)}.")
         if self.max_latents is not None and self.max_latents < 0:
             raise ConfigError(f"{where}.max_latents must be 0 or more (or null for all).")
         if not 0 <= self.highlight_threshold < 1:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..errors import AutointerpError
 from ..jobs import append_jsonl, digest, read_jsonl, read_meta, write_jsonl, write_meta
 from .config import ExplainConfig
+from .prompts import echoed_answer
 from .registry import make_explainer
 from .tokens import TokensExplainer, corpus_counts, window_counts
 
@@ -37,6 +38,8 @@ COLUMNS = [
     "seconds",
     "failure",
     "raw",
+    "echoed_first",
+    "attempts",
 ]
 EXAMPLE_COLUMNS = ["latent", "split", "kind", "tokens", "token_ids", "activations", "max_activation"]
 STATISTICS_MODEL = "statistics"  # the `model` of rows written without an LLM
@@ -59,6 +62,9 @@ def read_explanations(path: str | Path) -> pd.DataFrame:
     df = pd.DataFrame([rows[k] for k in sorted(rows)], columns=COLUMNS)
     for c in ("explanation", "failure"):
         df[c] = df[c].astype(object).where(df[c].notna(), None)
+    # rows of runs before retries: no echo retried, one LLM request per row
+    df["echoed_first"] = df["echoed_first"].fillna(False).astype(bool)
+    df["attempts"] = df["attempts"].fillna((df["model"] != STATISTICS_MODEL).astype(int)).astype(int)
     meta = read_meta(p)
     if meta is not None:
         df.attrs["meta"] = meta
@@ -170,6 +176,8 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
             "seconds": round(time.perf_counter() - s0, 6),
             "failure": failure,
             "raw": raw,
+            "echoed_first": False,
+            "attempts": 0,
             "key": digest(tokens.key()),
         }
     if statistical:
@@ -188,6 +196,7 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
         "reasoning": cfg.reasoning,
         "prefill": cfg.uses_prefill,
         "max_chars": cfg.max_chars,
+        "echo_retries": cfg.echo_retries,
     }
     todo, messages, keys = [], {}, {}
     for e in prompted:
@@ -219,38 +228,65 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
     usage0 = client.usage if client is not None else None
     bar = tqdm(total=len(todo), unit="latent", desc=f"explain {job.hookpoint}", disable=not cfg.progress)
     n_tok = n_fail = 0
+    # one state per (latent, explainer) until its final answer: an answer echoing a worked example
+    # is asked again (explain.echo_retries) with the worked examples it has not echoed, the last
+    # time with none; the row keeps whether the first answer echoed and how many were asked
+    tries = {t: {"messages": messages[(t[0], t[1].name)], "echoed": [], "tokens": [0, 0], "seconds": 0.0} for t in todo}
+    queue = list(todo)
     try:
-        for b in range(0, len(todo), cfg.batch_latents):
-            batch = todo[b : b + cfg.batch_latents]
-            gens = client.generate([messages[(lat, e.name)] for lat, e in batch], max_tokens=cfg.answer_tokens)
-            rows = []
-            for (lat, e), g in zip(batch, gens):
-                answer = e.answer_text(g.text)
-                if g.error is not None:
-                    exp, failure = None, f"request failed: {g.error}"
-                else:
-                    exp, failure = e.parse(answer, messages[(lat, e.name)])
-                n_fail += failure is not None
-                n_tok += g.prompt_tokens + g.completion_tokens
-                rows.append(
-                    {
-                        "hookpoint": job.hookpoint,
-                        "latent": lat,
-                        "explanation": exp,
-                        "explainer": e.name,
-                        "model": model_name,
-                        "prompt_tokens": g.prompt_tokens,
-                        "completion_tokens": g.completion_tokens,
-                        "seconds": round(g.seconds, 4),
-                        "failure": failure,
-                        "raw": answer,
-                        "key": keys[(lat, e.name)],
-                    }
+        while queue:
+            again = []
+            for b in range(0, len(queue), cfg.batch_latents):
+                batch = queue[b : b + cfg.batch_latents]
+                gens = client.generate([tries[t]["messages"] for t in batch], max_tokens=cfg.answer_tokens)
+                rows = []
+                for (lat, e), g in zip(batch, gens):
+                    st = tries[(lat, e)]
+                    answer = e.answer_text(g.text)
+                    if g.error is not None:
+                        exp, failure = None, f"request failed: {g.error}"
+                    else:
+                        exp, failure = e.parse(answer, st["messages"])
+                    n_tok += g.prompt_tokens + g.completion_tokens
+                    st["tokens"][0] += g.prompt_tokens
+                    st["tokens"][1] += g.completion_tokens
+                    st["seconds"] += g.seconds
+                    echoed = echoed_answer(failure)
+                    if echoed is not None:
+                        st["echoed"].append(echoed)
+                        if len(st["echoed"]) <= cfg.echo_retries:
+                            last = len(st["echoed"]) == cfg.echo_retries
+                            st["messages"] = e.retry_messages(
+                                by_latent[lat], neg_by_latent.get(lat), hints.get(lat), st["echoed"], last
+                            )
+                            again.append((lat, e))
+                            continue
+                    n_fail += failure is not None
+                    rows.append(
+                        {
+                            "hookpoint": job.hookpoint,
+                            "latent": lat,
+                            "explanation": exp,
+                            "explainer": e.name,
+                            "model": model_name,
+                            "prompt_tokens": st["tokens"][0],
+                            "completion_tokens": st["tokens"][1],
+                            "seconds": round(st["seconds"], 4),
+                            "failure": failure,
+                            "raw": answer,
+                            "echoed_first": bool(st["echoed"]),
+                            "attempts": len(st["echoed"]) + (echoed is None),
+                            "key": keys[(lat, e.name)],
+                        }
+                    )
+                if rows:
+                    append_jsonl(out, rows, fsync=True)
+                    done.update({(r["latent"], r["explainer"]): r for r in rows})
+                    bar.update(len(rows))
+                bar.set_postfix(
+                    lat_s=f"{bar.n / max(time.perf_counter() - t0, 1e-9):.2f}", tok=f"{n_tok:,}", failed=n_fail
                 )
-            append_jsonl(out, rows, fsync=True)
-            done.update({(r["latent"], r["explainer"]): r for r in rows})
-            bar.update(len(batch))
-            bar.set_postfix(lat_s=f"{bar.n / max(time.perf_counter() - t0, 1e-9):.2f}", tok=f"{n_tok:,}", failed=n_fail)
+            queue = again
     finally:
         bar.close()
         usage = (client.usage - usage0).as_dict() if client is not None else {}
@@ -268,6 +304,8 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
         e.name: {
             "latents": sum(r["explainer"] == e.name for r in rows),
             "failed": sum(r["explainer"] == e.name and r["failure"] is not None for r in rows),
+            "echoed_first": sum(r["explainer"] == e.name and bool(r.get("echoed_first")) for r in rows),
+            "echoed": sum(r["explainer"] == e.name and echoed_answer(r["failure"]) is not None for r in rows),
         }
         for e in explainers
     }

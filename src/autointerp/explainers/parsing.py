@@ -9,12 +9,16 @@ Rules (docs/formats.md, ``failure``):
 - wrapping quotes are removed only as a pair; an unclosed double quote is closed
   (``the word "king`` -> ``the word "king"``), a stray closing one removed;
 - markers ``<<`` ``>>`` and control tokens are removed / shown as placeholders;
-- an answer that repeats a worked example's explanation (see :func:`echoed_worked_example`)
-  is a failure ``echoed worked example``, decided by the prompt explainer that showed them.
+- an answer that repeats a worked example's explanation, up to small variants (case, quotes,
+  plurals, articles, or most of its content words; see :func:`repeats`), and names its key
+  while the latent's marked tokens do not show it (:func:`echoed_worked_example`) is a failure
+  ``echoed worked example``, decided by the prompt explainer that showed them (the job asks
+  again, ``explain.echo_retries``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..examples import display_text
@@ -89,21 +93,60 @@ def parse_explanation(raw: str | None, reasoning: bool = False, max_chars: int =
     return exp, None
 
 
-def _norm(s: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s-]", " ", s.lower())).strip()
+# Words that carry no content in an explanation: an answer is compared with a worked example on
+# the rest ("the word King" and 'the word "king"' are the same answer, "verb ending in -ing" and
+# "verbs ending in -ing" too).
+GENERIC = frozenset(
+    "a an the of in on at to for and or with by from as into after before that which who is are it its "
+    "word words token tokens term terms".split()
+)
+ECHO_OVERLAP = 0.6  # an answer naming this share of a worked example's content words repeats it
 
 
-def echoed_worked_example(explanation: str, worked: list[tuple[str, str, str]], marked_text: str) -> str | None:
+def _singular(w: str) -> str:
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+def normalised_words(text: str) -> list[str]:
+    """Lower-case words of ``text`` without punctuation, quotes or dashes, plurals made singular
+    ("-ing" -> "ing", "Kings" -> "king")."""
+    return [_singular(w) for w in re.findall(r"[a-z0-9]+", text.lower())]
+
+
+def content_words(text: str) -> set[str]:
+    """The normalised words of ``text`` that carry content (not in :data:`GENERIC`)."""
+    return {w for w in normalised_words(text) if w not in GENERIC}
+
+
+def repeats(explanation: str, answer: str) -> bool:
+    """Whether ``explanation`` repeats the worked answer ``answer``, up to small variants: one
+    contains the other once normalised (case, punctuation, plurals), or it names at least
+    :data:`ECHO_OVERLAP` of the answer's content words (at least one)."""
+    e, a = " ".join(normalised_words(explanation)), " ".join(normalised_words(answer))
+    if not e or not a:
+        return False
+    if f" {a} " in f" {e} " or f" {e} " in f" {a} ":
+        return True
+    cw_a = content_words(answer)
+    if not cw_a:
+        return False
+    return len(cw_a & content_words(explanation)) >= max(1, math.ceil(ECHO_OVERLAP * len(cw_a)))
+
+
+def echoed_worked_example(explanation: str, worked, marked_text: str) -> str | None:
     """The worked example's explanation that ``explanation`` repeats, or None.
 
-    ``worked``: (explanation, key pattern in an explanation, key pattern in marked tokens).
-    An answer echoes a worked example when one phrase contains the other and it names the
-    worked example's key (e.g. "king"), while the latent's own marked tokens do not show that
-    key: a latent that truly fires on "king" may be explained as 'the word "king"'."""
-    e = _norm(explanation)
+    ``worked``: (explanation, key pattern in an explanation, key pattern in marked tokens) of
+    every worked example shown. An answer echoes a worked example when it repeats it
+    (:func:`repeats`) and names the worked example's key (e.g. "king"), while the latent's own
+    marked tokens do not show that key: a latent that truly fires on "king" may be explained as
+    'the word "king"'."""
     for answer, key_expl, key_marked in worked:
-        a = _norm(answer)
-        if not e or not (a in e or e in a):
+        if not repeats(explanation, answer):
             continue
         if re.search(key_expl, explanation, re.IGNORECASE) and not re.search(key_marked, marked_text, re.IGNORECASE):
             return answer

@@ -14,6 +14,7 @@ Options shared by all: ``reasoning`` (a few sentences before the final line), ``
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -40,13 +41,25 @@ ANSWER_REASONING = (
 )
 PREFILL = "Explanation:"
 HINT = "Token statistics: "
+ECHO_FAILURE = "echoed worked example"
 
-# Worked examples shown before the real task (three kinds of latent, so that a small model
-# learns the answer's form rather than one answer). Each: (user examples, statistics hint,
-# answer, key in an answer, key in marked tokens): an answer naming the key while the real
-# latent's marked tokens do not show it is an echo (a counted failure, never an explanation).
+
+class Worked(NamedTuple):
+    """A worked example shown before the real task: its marked examples, its statistics hint,
+    its answer, the answer's key (a pattern in an explanation) and the key in marked tokens: an
+    answer repeating ``answer`` and naming the key while the real latent's marked tokens do not
+    show it is an echo (a counted failure, never an explanation)."""
+
+    examples: str
+    hint: str
+    answer: str
+    key: str
+    key_marked: str
+
+
+# Three kinds of latent, so that a small model learns the answer's form rather than one answer.
 WORKED = [
-    (
+    Worked(
         "Example 1: and the <<king>> said to his son\nExample 2: long live the <<King>>!\n"
         "Example 3: the <<kings>> of France and England",
         'fires on " king", " kings", mostly after " the"',
@@ -54,14 +67,14 @@ WORKED = [
         r"\bkings?\b",
         r"king",
     ),
-    (
+    Worked(
         "Example 1: import os<<\\n>>import sys\nExample 2: return x<<\\n>>\nExample 3: def f():<<\\n>>    pass",
         'fires on "\\n"',
         "line breaks in Python code",
         r"line ?breaks?|new ?lines?",
         r"\\n",
     ),
-    (
+    Worked(
         "Example 1: she was <<running>> home\nExample 2: they kept <<singing>> all night\n"
         "Example 3: stop <<talking>>, please",
         'fires on " running", " singing", " talking"',
@@ -130,9 +143,14 @@ class PromptExplainer:
         return ""
 
     def messages(
-        self, activating: pd.DataFrame, negatives: pd.DataFrame | None = None, hint: str | None = None
+        self,
+        activating: pd.DataFrame,
+        negatives: pd.DataFrame | None = None,
+        hint: str | None = None,
+        worked: list[Worked] | None = None,
     ) -> list[dict]:
-        """The chat messages asking for one latent's explanation."""
+        """The chat messages asking for one latent's explanation; ``worked``: the worked examples
+        shown first (default: all of :data:`WORKED` with ``few_shot``, none without)."""
         cfg = self.cfg
         hint = hint if cfg.hint else None
         system = SYSTEM + self.note + (HINT_NOTE if hint else "")
@@ -141,14 +159,29 @@ class PromptExplainer:
         if hint:
             user += f"\n{HINT}{hint}"
         messages = [{"role": "system", "content": system}]
-        if cfg.few_shot and not cfg.reasoning:
-            for examples, worked_hint, answer, _, _ in WORKED:
-                messages.append({"role": "user", "content": examples + (f"\n{HINT}{worked_hint}" if hint else "")})
-                messages.append({"role": "assistant", "content": f"{PREFILL} {answer}"})
+        if worked is None:
+            worked = WORKED if cfg.few_shot and not cfg.reasoning else []
+        for w in worked:
+            messages.append({"role": "user", "content": w.examples + (f"\n{HINT}{w.hint}" if hint else "")})
+            messages.append({"role": "assistant", "content": f"{PREFILL} {w.answer}"})
         messages.append({"role": "user", "content": user})
         if cfg.uses_prefill:
             messages.append({"role": "assistant", "content": PREFILL})
         return messages
+
+    def retry_messages(
+        self,
+        activating: pd.DataFrame,
+        negatives: pd.DataFrame | None,
+        hint: str | None,
+        echoed: list[str],
+        last: bool,
+    ) -> list[dict]:
+        """The messages asking again after answers that echoed the worked examples ``echoed``
+        (their answers): the worked examples not echoed yet, the last one of them moved first
+        (the most recent is the most echoed); none at all on the ``last`` try."""
+        keep = [] if last else [w for w in WORKED if w.answer not in echoed]
+        return self.messages(activating, negatives, hint, worked=keep[-1:] + keep[:-1])
 
     # ------------------------------------------------------------ the answer
 
@@ -157,13 +190,22 @@ class PromptExplainer:
         return (PREFILL + generated) if self.cfg.uses_prefill else generated
 
     def parse(self, answer: str, messages: list[dict]) -> tuple[str | None, str | None]:
-        """(explanation, None) or (None, failure): parsing rules, then echo detection."""
+        """(explanation, None) or (None, failure): parsing rules, then echo detection. With
+        ``few_shot`` every worked example counts, also on a retry that shows none of them: an
+        answer repeating one without the latent's marked tokens showing its key is no explanation."""
         exp, failure = parse_explanation(answer, self.cfg.reasoning, self.cfg.max_chars)
         if exp is None or not (self.cfg.few_shot and not self.cfg.reasoning):
             return exp, failure
         marked = " ".join(_MARKED.findall(messages[-2 if self.cfg.uses_prefill else -1]["content"]))
-        echoed = echoed_worked_example(exp, [(w[2], w[3], w[4]) for w in WORKED], marked)
-        return (None, f"echoed worked example: {echoed}") if echoed else (exp, None)
+        echoed = echoed_worked_example(exp, [(w.answer, w.key, w.key_marked) for w in WORKED], marked)
+        return (None, f"{ECHO_FAILURE}: {echoed}") if echoed else (exp, None)
+
+
+def echoed_answer(failure: str | None) -> str | None:
+    """The worked answer an ``echoed worked example`` failure names, else None."""
+    if failure and failure.startswith(ECHO_FAILURE + ": "):
+        return failure[len(ECHO_FAILURE) + 2 :]
+    return None
 
 
 class ActivationsExplainer(PromptExplainer):

@@ -9,6 +9,7 @@ import pandas as pd
 from autointerp.config import parse_config
 from autointerp.explainers import REGISTRY, ExplainConfig, ExplainJob
 from autointerp.explainers.job import STATISTICS_MODEL
+from autointerp.explainers.prompts import echoed_answer
 from autointerp.llm import LLMConfig
 from autointerp.pipelines.common import mlflow_metrics
 
@@ -48,7 +49,9 @@ def explain_latents(
 def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
     """Failures and LLM usage of the explanations, as MLflow metrics: rows and failures of
     all explainers together and per explainer (``explain.<hookpoint>.<explainer>.latents`` /
-    ``.failed`` / ``.echoed``), tokens over the LLM explainers' rows."""
+    ``.failed`` / ``.echoed`` (final answers that echo a worked example) / ``.echoed_first``
+    (first answers that did, asked again) / ``.attempts`` (LLM requests)), tokens over the LLM
+    explainers' rows."""
     n = len(explanations)
     failed = int(explanations["failure"].notna().sum()) if n else 0
     llm = explanations[explanations["model"] != STATISTICS_MODEL] if n else explanations
@@ -64,7 +67,11 @@ def explain_metrics(explanations: pd.DataFrame, *, hookpoint: str) -> dict:
         for name, g in explanations.groupby("explainer"):
             metrics[f"{name}.latents"] = float(len(g))
             metrics[f"{name}.failed"] = float(g["failure"].notna().sum())
-            metrics[f"{name}.echoed"] = float(g["failure"].fillna("").str.startswith("echoed worked example").sum())
+            metrics[f"{name}.echoed"] = float(sum(echoed_answer(f) is not None for f in g["failure"]))
+            if "echoed_first" in g:
+                metrics[f"{name}.echoed_first"] = float(g["echoed_first"].fillna(False).astype(bool).sum())
+            if "attempts" in g:
+                metrics[f"{name}.attempts"] = float(g["attempts"].fillna(0).sum())
     meta = explanations.attrs.get("meta") or {}
     for k, v in (meta.get("usage_this_run") or {}).items():
         metrics[f"run_{k}"] = float(v)
