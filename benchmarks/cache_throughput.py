@@ -6,7 +6,8 @@ Two settings, each against the bare forward stopped at the deepest hookpoint it 
 one hookpoint (``--single``, default ``layers.6``; target ratio >= 0.9) and six hookpoints
 from one forward (``--multi``, default layers 4-6 and their MLPs; target >= 0.8). The bare
 forward and both caches run interleaved ``--reps`` times in one process and the medians are
-compared, so all see the same machine noise. Then where a cache's time goes (forward, encoder
+compared, so all see the same machine noise; each ratio is printed beside its arithmetic ceiling
+(forward FLOPs / (forward + encoder FLOPs)). Then where a cache's time goes (forward, encoder
 matmul, top-k, sparse packing and file writes), bytes on disk per million tokens for a
 4,608-latent, k=32 SAE (target <= 150 MB) and peak memory at N/4 and N tokens in separate
 processes (target: ratio <= 1.2).
@@ -54,6 +55,23 @@ def jobs(tokens, hookpoints, saes: Path) -> dict[str, CacheJob]:
         )
         for h in hookpoints
     }
+
+
+def layer_index(hookpoint: str) -> int:
+    return int(hookpoint.split(".")[1])
+
+
+def flop_ceiling(model, hookpoints: list[str], ctx_len: int, n_latents=4608) -> tuple[float, float, float]:
+    """(forward, encoders, forward / (forward + encoders)): multiply-add FLOPs per token of the
+    forward through the deepest layer cached (matmul weights of those blocks plus causal attention
+    scores) and of the dense TopK encoders. The cache/bare ratio cannot beat the last number
+    where both run at the same FLOP rate: it is the arithmetic ceiling of the target."""
+    layers = model.model.layers[: max(layer_index(h) for h in hookpoints) + 1]
+    weights = sum(p.numel() for layer in layers for n, p in layer.named_parameters() if p.dim() == 2)
+    d = model.config.hidden_size
+    forward = 2 * weights + len(layers) * 2 * 2 * (ctx_len / 2) * d  # QK^T and AV over half the context
+    encoders = len(hookpoints) * 2 * d * n_latents
+    return forward, encoders, forward / (forward + encoders)
 
 
 def bare_forward(model, tokens, points, batch_size=8):
@@ -158,6 +176,12 @@ def main():
         print(
             f"    ratio {len(multi)} hookpoints / bare: {med['cache multi'] / med['bare multi']:.3f}   (target >= 0.8)"
         )
+        for name, hps in (("single", [args.single]), (f"{len(multi)} hookpoints", multi)):
+            fwd, enc, ceiling = flop_ceiling(model, hps, tokens.shape[1])
+            print(
+                f"    FLOPs per token, {name}: forward {fwd / 1e6:.1f}M, encoders {enc / 1e6:.1f}M:"
+                f" arithmetic ceiling of the ratio {ceiling:.3f}"
+            )
         print(
             f"    per-repetition ratios single: {[round(c / b, 3) for c, b in zip(rates['cache single'], rates['bare single'])]}"
             f", {len(multi)}: {[round(c / b, 3) for c, b in zip(rates['cache multi'], rates['bare multi'])]}"
