@@ -45,8 +45,10 @@ def test_top_matched_both_sides_of_a_twin(three):
 
 def test_hookpoint_gathers_every_pair_it_is_in(three):
     a, b, c, _ = three
-    cfg = sim.SimilarityConfig(matched_latents=5)
-    ab = nodes.match_pair(a, b, {"layers.1": {}, "layers.2": {}}, {"matched_latents": 5}, pair=("layers.1", "layers.2"))
+    # no frequency limit: on 480 tokens only frequent noise latents co-fire on 10 tokens
+    cfg = sim.SimilarityConfig(matched_latents=5, matched_max_frequency=None)
+    params = {"matched_latents": 5, "matched_max_frequency": None}
+    ab = nodes.match_pair(a, b, {"layers.1": {}, "layers.2": {}}, params, pair=("layers.1", "layers.2"))
     bc = sim.pair_top_matched(b, c, cfg, cfg.matched_latents)
     t = nodes.matched_latents(ab, bc, hookpoint="layers.2")
     assert set(t["pair"]) == {"layers.1|layers.2", "layers.2|layers.3"} and len(t) == 10
@@ -61,3 +63,20 @@ def test_hookpoint_gathers_every_pair_it_is_in(three):
 def test_matched_latents_must_not_be_negative():
     with pytest.raises(ConfigError, match="matched_latents"):
         nodes.similarity_config({"matched_latents": -1})
+
+
+def test_latents_firing_nearly_everywhere_are_not_top_matches(three):
+    """Dense latents match almost perfectly but cannot be sampled (no non-activating window):
+    ``matched_max_frequency`` leaves their pairs out of the top matches."""
+    a, b, _, _ = three
+    _, _, matched, _ = sim.coactivation_matching(a, b, sim.SimilarityConfig(), progress=False)
+    freq = dict(zip(matched["latent_a"], matched["count_a"] / a.n_tokens))
+    dense = {lat for lat, f in freq.items() if f > 0.1}
+    assert dense  # Zipf frequencies: the most frequent latents fire on more than a tenth of the tokens
+    loose = sim.pair_top_matched(a, b, sim.SimilarityConfig(matched_max_frequency=None), top_n=10, progress=False)
+    assert dense & set(loose.loc[loose["hookpoint"] == "layers.1", "latent"])  # twins: dense ones match best too
+    t = sim.pair_top_matched(a, b, sim.SimilarityConfig(), top_n=10, progress=False)
+    ta = t[t["hookpoint"] == "layers.1"]
+    assert len(ta) == 10 and not dense & set(ta["latent"]) and (ta["jaccard"] == 1.0).all()
+    with pytest.raises(ConfigError, match="matched_max_frequency"):
+        nodes.similarity_config({"matched_max_frequency": 0})

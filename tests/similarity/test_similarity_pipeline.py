@@ -115,3 +115,45 @@ def test_kedro_run_writes_every_output(tmp_path, kedro):
     assert (pair / "plots" / "heatmap_jaccard.png").stat().st_size > 1000
     overview = pd.read_csv(tmp_path / "08_reporting" / "similarity" / "overview.csv")
     assert set(overview["kind"]) == {"mixed"}
+
+
+def test_test_configuration_gives_explanation_measures(tmp_path, kedro):
+    """Match before sampling on the test configuration: the matched latents are sampled and
+    explained on both sides, so every explainer's explanation cosine and cross-score have
+    n > 0, each beside a measured chance level; the summary names explainer and scorer, and
+    the metrics reach MLflow."""
+    import mlflow
+
+    save_sparsify(random_sae(3), tmp_path / "06_models" / "saes" / "layers.2")
+    top = 4
+    out = kedro(
+        "--env",
+        "test",
+        "--pipelines",
+        "cache,match,sample,explain,similarity",
+        "--params",
+        f"data_root={tmp_path},similarity.matched_latents={top},sample.selection.mode=matched,"
+        "sample.selection.n=0,explain.max_latents=null",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    pair = tmp_path / "08_reporting" / "similarity" / "layers_2__layers_2_mlp"
+    s = pd.read_csv(pair / "summary.csv").set_index("measure")
+    matched = pd.read_parquet(pair / "matched.parquet")
+    for sfx, explainer in (("", "default"), (".tokens", "tokens")):  # the LLM's (the paper's measure), the baseline
+        cos, cross = s.loc[f"explanation_cosine{sfx}"], s.loc[f"cross_score{sfx}"]
+        assert cos["explainer"] == cross["explainer"] == explainer
+        assert 0 < cos["n"] <= top and np.isfinite(cos["chance"]) and np.isfinite(cos["lift_diff"])
+        assert 0 < cross["n"] <= top and cross["chance_n"] == cross["n"] and cross["cross_scorer"] == "embedding"
+        assert cross["chance"] != 0.5 and cross["chance"] == pytest.approx(matched[f"cross_chance_score{sfx}"].mean())
+        scored = matched.dropna(subset=[f"cross_score{sfx}"])
+        assert (scored[f"cross_chance_latent{sfx}"] != scored["latent_b"]).all()
+    overview = pd.read_csv(tmp_path / "08_reporting" / "similarity" / "overview.csv")
+    assert {"explanation_cosine.tokens", "cross_score.tokens"} <= set(overview["measure"])
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
+    finally:
+        mlflow.set_tracking_uri("")
+    metrics = runs[0].data.metrics
+    prefix = "similarity.layers.2__layers.2.mlp.coactivation"
+    assert metrics[f"{prefix}.cross_score.tokens.n"] > 0 and f"{prefix}.explanation_cosine.chance" in metrics

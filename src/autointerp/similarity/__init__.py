@@ -13,9 +13,12 @@ choices it leaves open made explicit as parameters (see ``SimilarityConfig``):
 2. **Semantic agreement** of each matched pair, from their explanations: the cosine of the
    explanations' sentence embeddings (all-MiniLM-L6-v2), on the matched pairs where both
    latents have one, and, optionally, cross-scoring (:class:`CrossScorer`: A's explanation
-   scored by the detection scorer on B's test examples, and back), on the matched pairs where
-   A's latent has an explanation and B's has examples. Explanations and examples exist only for
-   the sampled latents, so both report how many pairs they cover.
+   scored by a scorer of the score stage, ``similarity.cross_scoring.scorer``, on B's test
+   examples, and back), on the matched pairs where A's latent has an explanation and B's has
+   examples; its chance level is the same explanations scored on random other latents'
+   examples. Explanations and examples exist only for the sampled latents, so both report how
+   many pairs they cover. Every explainer present is measured (:mod:`.explained`; the first LLM
+   explainer's rows keep the plain measure names, the others' are ``<measure>.<explainer>``).
 3. **Baselines**, so that a reader sees what explanations add: decoder-direction cosine
    matching (its own Hungarian assignment, only where both dictionaries write to the same
    space) and the co-activation Jaccard alone.
@@ -31,7 +34,8 @@ the sparse method (:mod:`.sparse`) never holds a ``latents x latents`` array at 
 Modules: ``config`` (settings), ``coactivation`` (co-activation counts from the caches),
 ``matching`` (one-to-one matching, decoder baseline), ``measures`` (summaries, bootstrap),
 ``sparse`` (the same without dense matrices), ``compare`` (the whole comparison of one pair),
-``matched_latents`` (top matched latents per hookpoint, for sampling), ``cross_scoring``, ``figures`` (per pair and
+``matched_latents`` (top matched latents per hookpoint, for sampling), ``explained`` (the explanation measures of
+every compared explainer), ``cross_scoring``, ``figures`` (per pair and
 overview), ``score_comparison`` (latents vs neurons). This package imports nothing from Kedro.
 """
 
@@ -45,8 +49,10 @@ from .config import (
     CrossScoringConfig,
     SimilarityConfig,
     Thresholds,
+    cross_scorers,
 )
-from .cross_scoring import CrossScorer, CrossScores, test_examples
+from .cross_scoring import CrossScorer, CrossScores, cross_columns, test_examples
+from .explained import compared_explainers, explanation_measures, present_explainers
 from .figures import heatmap_figures, overview, overview_figure
 from .matched_latents import MATCHED_COLUMNS, hookpoint_matched, pair_top_matched, top_matched
 from .matching import decoder_cosine, match, pair_kind, pair_values, shares_decoder_space, stream_kind
@@ -66,6 +72,11 @@ __all__ = [
     "MEASURES",
     "Coactivation",
     "CrossScorer",
+    "compared_explainers",
+    "cross_columns",
+    "cross_scorers",
+    "explanation_measures",
+    "present_explainers",
     "CrossScores",
     "CrossScoringConfig",
     "SimilarityConfig",

@@ -12,9 +12,10 @@ import pandas as pd
 from ..latent_cache import LatentCache
 from .coactivation import coactivation
 from .config import CrossScoringConfig, SimilarityConfig
-from .cross_scoring import CrossScores, _cross_summary
+from .cross_scoring import CrossScores
+from .explained import explanation_measures
 from .matching import decoder_cosine, decoder_cosine_pairs, match, pair_values, shares_decoder_space
-from .measures import _default_embed, _summary_row, explanation_table
+from .measures import _summary_row
 from .sparse import match_sparse, sparse_coactivation
 
 log = logging.getLogger(__name__)
@@ -68,14 +69,15 @@ def compare(
     explanations_b: pd.DataFrame | None = None,
     W_dec_a: np.ndarray | None = None,
     W_dec_b: np.ndarray | None = None,
-    cross_score: Callable[[pd.DataFrame, CrossScoringConfig], CrossScores] | None = None,
+    cross_score: Callable[[pd.DataFrame, CrossScoringConfig, str], CrossScores] | None = None,
     embed_fn: Callable[[list[str]], np.ndarray] | None = None,
     progress: bool = True,
 ) -> SimilarityResult:
     """Compare the dictionaries behind two caches of the same corpus (see the module docstring).
 
     ``cross_score`` (optional, usually a :class:`CrossScorer`) takes the matched pairs (with
-    ``explanation_a/b``) and the cross-scoring config and returns :class:`CrossScores`;
+    ``explanation_a/b`` and, for every other compared explainer, ``explanation_a/b.<explainer>``),
+    the cross-scoring config and the explainer's column suffix, and returns :class:`CrossScores`;
     ``embed_fn`` defaults to :func:`autointerp.embeddings.embed`.
     """
     cfg = cfg or SimilarityConfig()
@@ -182,72 +184,20 @@ def compare(
             np.mean([dmap.get(int(r)) == int(c) for r, c in zip(rows, cols)])
         )
 
-    # explanations: semantic agreement of matched pairs where both have one
-    ex_a, ex_b = (
-        explanation_table(explanations_a, a, cfg.explainer),
-        explanation_table(explanations_b, b, cfg.explainer),
+    # explanations: semantic agreement of matched pairs where both have one, for every compared explainer
+    summary += explanation_measures(
+        matched,
+        decoder_matched,
+        explanations_a,
+        explanations_b,
+        cfg,
+        rng,
+        pair=(a, b),
+        extra=extra,
+        matrices=matrices,
+        embed_fn=embed_fn,
+        cross_score=cross_score,
     )
-    matched["explanation_a"] = [ex_a.get(int(r)) for r in rows]
-    matched["explanation_b"] = [ex_b.get(int(c)) for c in cols]
-    if ex_a and ex_b:
-        embed_fn = embed_fn or _default_embed(cfg.embedding_model)
-        la, lb = sorted(ex_a), sorted(ex_b)
-        ea = embed_fn([ex_a[i] for i in la])
-        eb = embed_fn([ex_b[j] for j in lb])
-        cos = (ea @ eb.T).astype(np.float32)
-        matrices["explanation_cosine"] = cos
-        ia = {lat: i for i, lat in enumerate(la)}
-        ib = {lat: j for j, lat in enumerate(lb)}
-        both_mask = np.array([int(r) in ia and int(c) in ib for r, c in zip(rows, cols)], dtype=bool)
-        ec = np.full(len(rows), np.nan, dtype=np.float32)
-        if both_mask.any():
-            ec[both_mask] = [cos[ia[int(r)], ib[int(c)]] for r, c in zip(rows[both_mask], cols[both_mask])]
-        matched["explanation_cosine"] = ec
-        # chance: the same explanations paired at random (both explained, different pairing)
-        k = min(len(la), len(lb), 10000)
-        chance = float(cos[rng.permutation(len(la))[:k], rng.permutation(len(lb))[:k]].mean())
-        summary.append(
-            _summary_row(
-                "coactivation",
-                "explanation_cosine",
-                ec,
-                th.explanation_cosine,
-                chance,
-                cfg.seed,
-                cfg.bootstrap,
-                explained_a=len(ex_a),
-                explained_b=len(ex_b),
-                **extra,
-            )
-        )
-        if decoder_matched is not None:
-            dec_ec = np.array(
-                [
-                    cos[ia[int(r)], ib[int(c)]] if int(r) in ia and int(c) in ib else np.nan
-                    for r, c in zip(decoder_matched["latent_a"], decoder_matched["latent_b"])
-                ],
-                dtype=np.float32,
-            )
-            decoder_matched["explanation_cosine"] = dec_ec
-            summary.append(
-                _summary_row(
-                    "decoder",
-                    "explanation_cosine",
-                    dec_ec,
-                    th.explanation_cosine,
-                    chance,
-                    cfg.seed,
-                    cfg.bootstrap,
-                    **extra,
-                )
-            )
-    else:
-        log.warning(
-            "no explanations for %s: explanation-based similarity skipped",
-            " and ".join(h for h, e in ((a, ex_a), (b, ex_b)) if not e),
-        )
-    if cross_score is not None:
-        summary.extend(_cross_summary(matched, cross_score(matched, cfg.cross_scoring), cfg))
     summary = pd.DataFrame(summary)
     summary.insert(0, "hookpoint_b", b)
     summary.insert(0, "hookpoint_a", a)

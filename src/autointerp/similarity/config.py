@@ -28,9 +28,17 @@ CROSS_METRICS = ("auroc", "balanced_accuracy")
 FEW_PAIRS = ("report", "skip", "error")
 
 
+def cross_scorers() -> list[str]:
+    """The scorers of the scoring package that can cross-score: they judge an explanation on
+    labelled examples (activating and not) and return a score per example."""
+    from ..scoring import SCORERS
+
+    return sorted(n for n, c in SCORERS.items() if c.uses_explanation and c.two_class)
+
+
 @dataclass(frozen=True)
 class CrossScoringConfig:
-    """Cross-scoring: A's explanation judged by the detection scorer on B's test examples.
+    """Cross-scoring: A's explanation judged by one of the score stage's scorers on B's test examples.
 
     Explanations and examples exist only for the *sampled* latents, and the sample stage draws
     them independently per hookpoint, so few matched pairs have both A's explanation and B's
@@ -41,8 +49,12 @@ class CrossScoringConfig:
     ``on_few_pairs``: with fewer eligible pairs than ``min_pairs``, ``report`` scores them and
     flags the summary row (``note``) and the log, ``skip`` scores none and says so, ``error``
     stops with how to sample the matched latents.
-    Off by default: one detection prompt per example (``score.n_activating + n_non_activating``
-    per pair and direction).
+    ``scorer``: which scorer of the score stage judges (its ``score.<scorer>`` settings):
+    ``embedding`` (MiniLM, no LLM) or an LLM scorer such as ``detection``. Its chance level is
+    measured: each scored explanation is also scored on the test examples of a random other
+    latent of the other side (seeded), and the summary's ``chance`` is the mean of those scores.
+    Off by default: with an LLM scorer, one prompt per example (``score.n_activating +
+    n_non_activating`` per pair and direction, twice with the random pairs).
     """
 
     enabled: bool = False
@@ -51,8 +63,14 @@ class CrossScoringConfig:
     metric: str = "auroc"
     min_pairs: int = 10
     on_few_pairs: str = "report"
+    scorer: str = "embedding"
 
     def validate(self, where: str) -> None:
+        if self.scorer not in cross_scorers():
+            raise ConfigError(
+                f"{where}.scorer: '{self.scorer}' cannot cross-score (it must judge an explanation on activating "
+                f"and non-activating examples). Use one of {', '.join(cross_scorers())}."
+            )
         if self.max_pairs < 1:
             raise ConfigError(f"{where}.max_pairs must be at least 1.")
         if self.metric not in CROSS_METRICS:
@@ -71,6 +89,11 @@ class SimilarityConfig:
     ``heatmap_latents``: how many matched latents (the most frequent) the heatmaps show.
     ``explanations``: read each hookpoint's explanations (the explain stage) for the
     explanation measures; false compares co-activation and decoders only.
+    ``explainer``: whose explanations give the plain ``explanation_cosine`` and ``cross_score``
+    rows (null: the first LLM explainer present, the paper's measure); ``explainers``: the
+    others measured the same way, as ``<measure>.<explainer>`` rows (null: every explainer
+    present, e.g. the statistical ``tokens`` baseline; ``[]``: none). Every explanation row
+    names its explainer (column ``explainer``).
     ``score_comparison``: also compare the score distributions of the configured hookpoints
     (the latents-vs-neurons experiment; needs the ``score`` stage).
     ``matching``: ``dense`` counts co-activation into a dense ``[na, nb]`` array and runs the
@@ -82,7 +105,10 @@ class SimilarityConfig:
     written per hookpoint (``{namespace}.matched_latents``) for ``sample.selection.mode: matched``
     (match before sampling, :mod:`autointerp.similarity.matched_latents`); 0 writes none.
     Only pairs that co-fire on at least ``matched_min_coactivations`` tokens count (a pair of
-    latents that fire once, together, has Jaccard 1 but no examples to explain or score).
+    latents that fire once, together, has Jaccard 1 but no examples to explain or score), and
+    whose latents both fire on at most ``matched_max_frequency`` of the tokens (two latents that
+    fire nearly everywhere match almost perfectly but have no non-activating test window; null:
+    no limit).
     """
 
     pairs: list[list[str]] = field(default_factory=list)
@@ -90,6 +116,7 @@ class SimilarityConfig:
     decoder_baseline: str = "auto"
     explanations: bool = True
     explainer: str | None = None  # whose explanations are compared; null: the first LLM explainer present
+    explainers: list[str] | None = None  # also measured (``<measure>.<explainer>``); null: every one present
     embedding_model: str = "all-MiniLM-L6-v2"
     cross_scoring: CrossScoringConfig = field(default_factory=CrossScoringConfig)
     heatmap_latents: int = 128
@@ -102,6 +129,7 @@ class SimilarityConfig:
     candidates: int | None = 32
     matched_latents: int = 0
     matched_min_coactivations: int = 10
+    matched_max_frequency: float | None = 0.1
 
     def validate(self, where: str) -> None:
         for i, p in enumerate(self.pairs or []):
@@ -121,8 +149,16 @@ class SimilarityConfig:
             raise ConfigError(f"{where}.matched_latents must be 0 (off) or a number of matched pairs per pair.")
         if self.matched_min_coactivations < 1:
             raise ConfigError(f"{where}.matched_min_coactivations must be at least 1 (co-firing tokens of a top pair).")
+        if self.matched_max_frequency is not None and not 0 < self.matched_max_frequency <= 1:
+            raise ConfigError(
+                f"{where}.matched_max_frequency must be in (0, 1] (a fraction of the tokens), or null for no limit."
+            )
         if self.heatmap_latents < 2:
             raise ConfigError(f"{where}.heatmap_latents must be at least 2.")
+        if self.explainers is not None and not all(isinstance(e, str) and e for e in self.explainers):
+            raise ConfigError(
+                f"{where}.explainers: expected a list of explainer names (or null for all), got {self.explainers!r}."
+            )
         self.cross_scoring.validate(f"{where}.cross_scoring")
 
     def sparse_for(self, na: int, nb: int) -> bool:

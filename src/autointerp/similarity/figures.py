@@ -36,7 +36,9 @@ def heatmap_figures(result: SimilarityResult, n: int = 128) -> dict:
         ax.set_title(f"{measure}: {a} vs {b}")
         fig.tight_layout()
         figs[f"heatmap_{measure}.png"] = fig
-    cols = [c for c in ("jaccard", "decoder_cosine", "explanation_cosine", "cross_score") if c in m]
+    cols = [c for c in ("jaccard", "decoder_cosine") if c in m] + [
+        c for c in m.columns if c.startswith(("explanation_cosine", "cross_score")) and m[c].notna().any()
+    ]  # every compared explainer's (``<measure>.<explainer>``), both cross-scoring directions
     fig, axes = plt.subplots(1, max(len(cols), 1), figsize=(4 * max(len(cols), 1), 3.2), squeeze=False)
     for ax, c in zip(axes[0], cols):
         v = m[c].dropna().to_numpy()

@@ -33,12 +33,24 @@ MATCHED_COLUMNS = [
 ]
 
 
-def top_matched(matched: pd.DataFrame, top_n: int, min_coactivations: int = 1) -> pd.DataFrame:
+def top_matched(
+    matched: pd.DataFrame,
+    top_n: int,
+    min_coactivations: int = 1,
+    max_frequency: float | None = None,
+    n_tokens: int | None = None,
+) -> pd.DataFrame:
     """Rows for both sides of the ``top_n`` highest-Jaccard pairs of a matched-pairs table
     (``hookpoint_a``, ``latent_a``, ``hookpoint_b``, ``latent_b``, ``jaccard``, ``coactivations``)
-    among those co-firing on at least ``min_coactivations`` tokens."""
+    among those co-firing on at least ``min_coactivations`` tokens and, with ``max_frequency``,
+    whose latents both fire on at most that fraction of the ``n_tokens`` tokens (columns
+    ``count_a``, ``count_b``): two latents that fire nearly everywhere match almost perfectly,
+    but have no non-activating window to test them on (the sampler leaves them out)."""
     if len(matched):
-        matched = matched[matched["coactivations"] >= min_coactivations]
+        keep = matched["coactivations"] >= min_coactivations
+        if max_frequency is not None and n_tokens:
+            keep &= (matched["count_a"] <= max_frequency * n_tokens) & (matched["count_b"] <= max_frequency * n_tokens)
+        matched = matched[keep]
     if len(matched) == 0 or top_n < 1:
         return pd.DataFrame(columns=MATCHED_COLUMNS)
     top = matched.sort_values(["jaccard", "latent_a"], ascending=[False, True], kind="stable").head(top_n)
@@ -67,8 +79,8 @@ def pair_top_matched(
     cache_a: LatentCache, cache_b: LatentCache, cfg: SimilarityConfig, top_n: int, progress: bool = True
 ) -> pd.DataFrame:
     """The co-activation matching of two caches (the method ``cfg`` picks), top ``top_n`` pairs."""
-    _, _, matched, _ = coactivation_matching(cache_a, cache_b, cfg, progress)
-    return top_matched(matched, top_n, cfg.matched_min_coactivations)
+    co, _, matched, _ = coactivation_matching(cache_a, cache_b, cfg, progress)
+    return top_matched(matched, top_n, cfg.matched_min_coactivations, cfg.matched_max_frequency, co.n_tokens)
 
 
 def hookpoint_matched(hookpoint: str, *tables: pd.DataFrame) -> pd.DataFrame:

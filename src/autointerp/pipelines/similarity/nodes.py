@@ -53,10 +53,11 @@ def _check_explanations(df, hookpoint: str):
 
 
 def cross_scorer(
-    examples_a, examples_b, llm: dict | None, score: dict | None, *, pair: tuple[str, str]
+    examples_a, examples_b, llm: dict | None, score: dict | None, *, pair: tuple[str, str], scorer: str = "detection"
 ) -> sim.CrossScorer:
-    """The detection scorer of the score stage (its ``score.detection`` settings, example counts,
-    and ``llm`` with ``score.llm`` overrides), reading each hookpoint's test examples."""
+    """The score stage's ``scorer`` (its ``score.<scorer>`` settings, example counts and seed;
+    for an LLM scorer ``llm`` with ``score.llm`` overrides), reading each hookpoint's test examples."""
+    from autointerp.embeddings import DEFAULT_EMBEDDING_MODEL
     from autointerp.pipelines.score.nodes import llm_config
     from autointerp.scoring import ScoreConfig, as_frame
 
@@ -71,7 +72,12 @@ def cross_scorer(
             "(or set similarity.cross_scoring.enabled: false)."
         )
     score_cfg = parse_config(ScoreConfig, score or {}, "parameters: score")
+    judge = score_cfg.make(scorer)
     llm_cfg = llm_config(llm, score)
+    if judge.uses_client:
+        model = llm_cfg.model
+    else:  # the embedding scorer
+        model = getattr(judge.cfg, "model", None) or DEFAULT_EMBEDDING_MODEL
 
     def client():
         from autointerp.hooks import run_context
@@ -83,11 +89,12 @@ def cross_scorer(
         tables[a],
         tables[b],
         None,
-        score_cfg.detection,
+        judge,
         score_cfg.n_activating,
         score_cfg.n_non_activating,
         seed=score_cfg.seed,
         client_factory=client,
+        scorer_model=model,
     )
 
 
@@ -125,7 +132,7 @@ def compare_pair(
         W_a, W_b = _decoder(hookpoints, a), _decoder(hookpoints, b)
     cross = None
     if cfg.cross_scoring.enabled and explanations_a is not None and examples_b is not None:
-        cross = cross_scorer(examples_a, examples_b, llm, score, pair=pair)
+        cross = cross_scorer(examples_a, examples_b, llm, score, pair=pair, scorer=cfg.cross_scoring.scorer)
     elif cfg.cross_scoring.enabled:
         log.warning(
             "%s.cross_scoring: needs explanations and the sample stage's examples, not wired in this run: "
