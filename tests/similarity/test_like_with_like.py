@@ -41,6 +41,29 @@ def test_residual_vs_mlp_pairs_have_equal_k():
     assert "residual_vs_mlp" in exp["hookpoints"][pairs[0][0]]["path"]
 
 
+def test_residual_vs_mlp_measures_the_papers_metric_on_matched_latents():
+    """The experiment matches before sampling: the top 30 pairs of every SAE pair are sampled on
+    both sides, explained by every explainer and cross-scored (at least 30 pairs) by a scorer
+    the run's calibration can read (MiniLM), each beside its chance level."""
+    from autointerp.config import parse_config
+    from autointerp.explainers.config import ExplainConfig
+    from autointerp.sampling.config import SampleConfig
+
+    exp = env_parameters("residual_vs_mlp")
+    cfg = parse_config(sim.SimilarityConfig, exp["similarity"], "parameters: similarity")
+    assert cfg.matched_latents >= 30 and cfg.explainer is None and cfg.explainers is None  # LLM first, then tokens
+    assert cfg.cross_scoring.enabled and cfg.cross_scoring.max_pairs >= cfg.matched_latents
+    assert cfg.cross_scoring.scorer == "embedding" and cfg.cross_scoring.both_ways
+    sample = parse_config(SampleConfig, exp["sample"], "parameters: sample")
+    assert sample.selection.mode == "matched"
+    explain = parse_config(ExplainConfig, exp["explain"], "parameters: explain")
+    assert "tokens" in explain.explainers and any(e != "tokens" for e in explain.explainers)
+    # the LLM explainer explains the first max_latents sampled latents of a hookpoint (by id): all
+    # the matched ones (up to matched_latents per pair the hookpoint is in) plus the random extras
+    per_hookpoint = max(sum(h in p for p in cfg.pairs) for p0 in cfg.pairs for h in p0) * cfg.matched_latents
+    assert explain.max_latents is None or explain.max_latents >= per_hookpoint + sample.selection.n
+
+
 def test_every_measure_has_its_lift_over_chance(tmp_path):
     rng = np.random.default_rng(0)
     n, ctx = 64, 16
