@@ -13,6 +13,20 @@ python benchmarks/explain.py real --examples data/04_feature/examples/layers_6 \
         --corpus data/02_intermediate/corpus_tokens.npy [--latents 8]
     the same on a run's own sampled latents (no ground truth): echoed worked examples, other
     failures, and how often the LLM names one of the tokens the statistical explainer found.
+python benchmarks/explain.py echoes [--data data]
+    the configured LLM explainer on a complete run's sampled latents (every hookpoint, the
+    first explain.max_latents each): first-try and final echoes of worked examples, other
+    failures, requests, and the rows that echoed;
+python benchmarks/explain.py tokens-variants [--data data] [--save f.csv | --load f.csv] [--show]
+    variants of the statistical explainer's sentence on a complete default run's latents
+    (training examples, corpus token counts, the sample stage's test examples and latents
+    tables under --data): each variant's sentences are scored by the real embedding scorer
+    through the score stage's own job (ScoreJob: example selection, shuffled control by the
+    seeded derangement, per-latent AUROC), and per hookpoint the mean real-minus-control AUROC
+    over latents is printed with its bootstrap 95% interval (scoring.metrics.bootstrap_ci).
+    The variant is chosen on one part and reported on the other, for two splits: the MLP
+    hookpoints vs the residual ones, and latents of even vs odd rank in every hookpoint.
+    --save writes the per-latent table (CSV), --load reports one again without scoring.
 """
 
 from __future__ import annotations
@@ -214,16 +228,191 @@ def real(a) -> None:
         )
 
 
+# Sentence variants of the statistical explainer (``explain.tokens`` keys over the default). "old" is
+# the default before phrases (issue 14): quoted tokens, share of the activation mass, no phrases.
+VARIANTS: dict[str, dict] = {
+    "old": {"share": True, "quote": True, "phrases": 0},
+    "no_share": {"quote": True, "phrases": 0},
+    "plain": {"phrases": 0},
+    "default": {},
+    "no_after": {"context": False},
+    "phrases_3": {"phrases": 3},
+    "phrases_8": {"phrases": 8},
+    "before_2": {"phrase_before": 2},
+    "before_3": {"phrase_before": 3},
+}
+
+
+def run_hookpoints(data: Path) -> list[str]:
+    """The namespaces of a run's sampled hookpoints (folders with a latents table)."""
+    return sorted(p.name for p in (data / "04_feature" / "examples").iterdir() if (p / "latents.parquet").exists())
+
+
+def tokens_sentences(ex: pd.DataFrame, ok: set[int], counts, variants: dict[str, dict]) -> pd.DataFrame:
+    """One row per (variant, latent): the statistical explainer's sentence with that variant's
+    ``explain.tokens`` settings, from the latent's activating training examples."""
+    from dataclasses import replace
+
+    from autointerp.explainers import ExplainConfig, TokensExplainer
+
+    base = ExplainConfig()
+    act = ex[(ex["split"] == "train") & (ex["kind"] == "activating")]
+    rows = []
+    for name, kw in variants.items():
+        explainer = TokensExplainer(replace(base, tokens=replace(base.tokens, **kw)))
+        for lat, g in act.groupby("latent"):
+            if int(lat) in ok:
+                exp, failure, _ = explainer.explain(g, counts)
+                rows.append({"latent": int(lat), "explainer": name, "explanation": exp, "failure": failure})
+    return pd.DataFrame(rows)
+
+
+def embedding_deltas(hookpoint: str, ex: pd.DataFrame, latents: pd.DataFrame, expl: pd.DataFrame) -> pd.DataFrame:
+    """Per (explainer, latent): embedding-scorer AUROC with the real and the shuffled explanation
+    and their difference, from the score stage's own job on the run's test examples."""
+    import yaml
+
+    from autointerp.config import parse_config
+    from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun
+
+    conf = yaml.safe_load(Path("conf/base/parameters_score.yml").read_text())["score"]
+    cfg = parse_config(ScoreConfig, {**conf, "scorers": ["embedding"]}, "parameters: score")
+    with tempfile.TemporaryDirectory() as d:
+        ScoreJob(hookpoint, ex, expl.assign(hookpoint=hookpoint), cfg, latents=latents, progress=False).run(d)
+        m = ScoreRun(d).metrics()
+    m = m[m["status"] == "ok"]
+    t = m.pivot_table(index=["explainer", "latent"], columns="control", values="auroc")
+    t = t.rename(columns={False: "real", True: "control"}).reset_index()
+    return t.assign(delta=t["real"] - t["control"])
+
+
+def _ci(values) -> str:
+    from autointerp.scoring.metrics import bootstrap_ci
+
+    v, lo, hi = bootstrap_ci(list(values))
+    return f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def report_variants(res: pd.DataFrame, variants: list[str]) -> None:
+    """Per variant: mean real-minus-control AUROC [bootstrap 95%] on the selection part and the
+    held-out part of both splits (the MLP hookpoints vs the residual ones; latents of even vs odd
+    rank in every hookpoint), and per hookpoint; the best variant on each selection part."""
+    mlp = res["hookpoint"].str.endswith("_mlp")
+    rank = res.groupby(["hookpoint", "explainer"])["latent"].rank(method="first").astype(int)
+    splits = {"mlp": mlp, "half": rank % 2 == 0}
+    hooks = sorted(res["hookpoint"].unique(), key=lambda h: (h.endswith("_mlp"), h))
+    width = max(len(k) for k in variants)
+    print("\nembedding AUROC, real minus shuffled control, mean over latents [bootstrap 95%]")
+    head = ["mlp: select", "residual: held-out", "half: select", "half: held-out", *hooks]
+    print(f"{'variant':{width}}  " + "  ".join(f"{h:>24}" for h in head))
+    for name in variants:
+        r = res["explainer"] == name
+        cells = [_ci(res[r & p]["delta"]) for s in splits.values() for p in (s, ~s)]
+        cells += [_ci(res[r & (res["hookpoint"] == h)]["delta"]) for h in hooks]
+        print(f"{name:{width}}  " + "  ".join(f"{c:>24}" for c in cells))
+    for split, part in splits.items():
+        best = max(variants, key=lambda k: res[(res["explainer"] == k) & part]["delta"].mean())
+        print(f"best on the selection part of split '{split}': {best}")
+
+
+def tokens_variants(a) -> None:
+    """The statistical explainer's sentence variants scored by the embedding scorer on a run."""
+    from autointerp.examples import read_examples
+    from autointerp.explainers import corpus_counts
+
+    if a.load:
+        res = pd.read_csv(a.load)
+        return report_variants(res, list(dict.fromkeys(res["explainer"])))
+    data = Path(a.data)
+    counts = corpus_counts(np.load(data / "02_intermediate" / "corpus_tokens.npy", allow_pickle=False))
+    variants = {k: VARIANTS[k] for k in (a.variants.split(",") if a.variants else VARIANTS)}
+    parts, sentences = [], {}
+    for ns in run_hookpoints(data):
+        folder = data / "04_feature" / "examples" / ns
+        ex = read_examples(folder / "examples")
+        latents = pd.read_parquet(folder / "latents.parquet")
+        ok = set(int(x) for x in latents.loc[latents["status"] == "ok", "latent"])
+        expl = tokens_sentences(ex, ok, counts, variants)
+        sentences[ns] = expl
+        t0 = time.perf_counter()
+        d = embedding_deltas(ns, ex, latents, expl)
+        parts.append(d.assign(hookpoint=ns))
+        print(
+            f"{ns}: {len(ok)} latents, {len(variants)} variants scored in {time.perf_counter() - t0:.1f}s", flush=True
+        )
+    res = pd.concat(parts, ignore_index=True)
+    if a.save:
+        res.to_csv(a.save, index=False)
+    report_variants(res, list(variants))
+    if a.show:
+        for ns, expl in sentences.items():
+            print(f"\n{ns}")
+            for lat, g in expl.groupby("latent"):
+                print(f"  {lat:>6}: " + " | ".join(f"{r.explainer}: {r.explanation}" for r in g.itertuples()))
+
+
+def echoes(a) -> None:
+    """The run's LLM explainer (conf/base explain settings, greedy) on a complete run's sampled
+    latents, every hookpoint: first-try and final echoes of worked examples, other failures,
+    requests per explanation, and every row that echoed (no response cache)."""
+    import yaml
+
+    from autointerp.config import parse_config
+    from autointerp.examples import read_examples
+    from autointerp.explainers import ExplainConfig, ExplainJob, read_explanations
+    from autointerp.llm import LLMConfig, make_client
+
+    data = Path(a.data)
+    ids = np.load(data / "02_intermediate" / "corpus_tokens.npy", allow_pickle=False)
+    conf = yaml.safe_load(Path("conf/base/parameters_explain.yml").read_text())["explain"]
+    cfg = parse_config(ExplainConfig, {**conf, "progress": False}, "parameters: explain")
+    llm = LLMConfig(batch_size=a.batch)
+    client = make_client(llm)
+    total = {"latents": 0, "first": 0, "final": 0, "other": 0, "requests": 0}
+    t0 = time.perf_counter()
+    for ns in run_hookpoints(data):
+        folder = data / "04_feature" / "examples" / ns
+        latents = pd.read_parquet(folder / "latents.parquet")
+        with tempfile.TemporaryDirectory() as d:
+            ExplainJob(
+                ns, read_examples(folder / "examples"), llm, cfg, client=client, corpus_tokens=ids, latents=latents
+            ).run(d)
+            df = read_explanations(d)
+        rows = df[df.explainer != "tokens"]
+        first = int(rows.echoed_first.sum())
+        final = int(rows.failure.fillna("").str.startswith("echoed worked example").sum())
+        other = int(rows.failure.notna().sum()) - final
+        print(
+            f"{ns}: {len(rows)} latents, first-try echoes {first}, final echoes {final}, other failures {other}, "
+            f"requests {int(rows.attempts.sum())}"
+        )
+        for r in rows.itertuples():
+            if r.echoes or r.failure:
+                print(f"    {r.latent:>6}: echoed {r.echoes} -> {r.explanation or '(' + str(r.failure) + ')'}")
+        for k, v in (("latents", len(rows)), ("first", first), ("final", final), ("other", other)):
+            total[k] += v
+        total["requests"] += int(rows.attempts.sum())
+    print(
+        f"all: {total['latents']} latents, first-try echoes {total['first']}, final echoes {total['final']}, "
+        f"other failures {total['other']}, {total['requests']} requests, {time.perf_counter() - t0:.0f}s"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="speed", choices=["speed", "hint", "real"])
+    ap.add_argument("what", nargs="?", default="speed", choices=["speed", "hint", "real", "tokens-variants", "echoes"])
     ap.add_argument("--examples", help="real: a sample stage output folder, e.g. data/04_feature/examples/layers_6")
     ap.add_argument("--corpus", help="real: corpus_tokens.npy (token frequencies for the statistical explainer)")
     ap.add_argument("--latents", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--data", default="data", help="tokens-variants: the data root of a complete default run")
+    ap.add_argument("--save", help="tokens-variants: write the per-latent results to this CSV")
+    ap.add_argument("--load", help="tokens-variants: report the per-latent results of an earlier --save")
+    ap.add_argument("--variants", help="tokens-variants: comma-separated names (default: all)")
+    ap.add_argument("--show", action="store_true", help="tokens-variants: print every sentence")
     a = ap.parse_args()
-    {"speed": speed, "hint": hint, "real": real}[a.what](a)
+    {"speed": speed, "hint": hint, "real": real, "tokens-variants": tokens_variants, "echoes": echoes}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def test_prompts_of_every_stage_hold_only_the_templates_control_tokens(local, mo
     act = pd.DataFrame(rows)
     neg = act.assign(kind="random", activations=act.activations.map(lambda a: [0.0] * len(a)), max_activation=0.0)
     hint, failure, _ = TokensExplainer(ExplainConfig()).explain(act, corpus_counts(np.asarray(sum(act.token_ids, []))))
-    assert failure is None and '"[im_start]"' in hint  # the statistical explainer names the placeholder
+    assert failure is None and "fires on [im_start]" in hint  # the statistical explainer names the placeholder
 
     def check(messages):
         got = [i for i in local.chat_ids(messages) if i in control]

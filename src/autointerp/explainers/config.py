@@ -15,18 +15,18 @@ class TokensConfig:
     min_share: float = 0.05  # a token after the first is named only with this share of the activation mass
     context: bool = True  # also name the tokens that most often precede them
     min_context_share: float = 0.25  # ... when they precede at least this share of the named tokens' mass
-    share: bool = True  # say which share of the activation mass the named tokens cover
-    quote: bool = True  # tokens JSON-quoted (" king", "\n"); false: plain words (king)
-    words: bool = False  # name the whole words a sub-word token is part of ("singing" for "ing")
-    context_words: int = 0  # also name up to this many words common in the activating windows ("in text with ...")
-    min_context_windows: float = 0.3  # ... found in at least this share of the windows
+    share: bool = False  # also say which share of the activation mass the named tokens cover
+    quote: bool = False  # tokens JSON-quoted (" king", "\n"); false: plain words (king)
+    phrases: int = 5  # the strongest token of this many strongest examples, with the tokens before it ("as in ...")
+    phrase_before: int = 4  # ... this many tokens before it
 
     def validate(self, where: str) -> None:
         if self.top < 1:
             raise ConfigError(f"{where}.top must be at least 1, got {self.top}.")
-        if self.context_words < 0:
-            raise ConfigError(f"{where}.context_words must be 0 or more, got {self.context_words}.")
-        for name in ("min_share", "min_context_share", "min_context_windows"):
+        for name in ("phrases", "phrase_before"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name} must be 0 or more, got {getattr(self, name)}.")
+        for name in ("min_share", "min_context_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{where}.{name} must be in [0, 1], got {getattr(self, name)}.")
 

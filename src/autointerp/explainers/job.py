@@ -39,6 +39,7 @@ COLUMNS = [
     "failure",
     "raw",
     "echoed_first",
+    "echoes",
     "attempts",
 ]
 EXAMPLE_COLUMNS = ["latent", "split", "kind", "tokens", "token_ids", "activations", "max_activation"]
@@ -64,6 +65,7 @@ def read_explanations(path: str | Path) -> pd.DataFrame:
         df[c] = df[c].astype(object).where(df[c].notna(), None)
     # rows of runs before retries: no echo retried, one LLM request per row
     df["echoed_first"] = df["echoed_first"].fillna(False).astype(bool)
+    df["echoes"] = df["echoes"].map(lambda v: list(v) if isinstance(v, list) else [])
     df["attempts"] = df["attempts"].fillna((df["model"] != STATISTICS_MODEL).astype(int)).astype(int)
     meta = read_meta(p)
     if meta is not None:
@@ -164,7 +166,7 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
         s0 = time.perf_counter()
         st = tokens.statistics(by_latent[lat], counts)
         exp, failure, raw = tokens.explain(by_latent[lat], counts, st)
-        hints[lat] = st.sentence(share=False)
+        hints[lat] = st.hint()
         stats[lat] = {
             "hookpoint": job.hookpoint,
             "latent": lat,
@@ -177,6 +179,7 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
             "failure": failure,
             "raw": raw,
             "echoed_first": False,
+            "echoes": [],
             "attempts": 0,
             "key": digest(tokens.key()),
         }
@@ -275,6 +278,7 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
                             "failure": failure,
                             "raw": answer,
                             "echoed_first": bool(st["echoed"]),
+                            "echoes": list(st["echoed"]),
                             "attempts": len(st["echoed"]) + (echoed is None),
                             "key": keys[(lat, e.name)],
                         }

@@ -10,10 +10,18 @@ training windows of the hookpoint. Groups are ranked by ``share * log(share / p)
 term of the KL divergence of the latent's mass from the corpus: tokens where the latent
 fires strongly *and* often *relative to how common they are*. Up to ``tokens.top`` groups
 are named (each with at least ``min_share`` of the mass; if none has, the best one); then the tokens just
-before the named ones' firing positions, when they precede ``min_context_share`` of that mass.
+before the named ones' firing positions (grouped the same way), when they precede ``min_context_share`` of that mass;
+then, as phrases, the strongest token of the ``tokens.phrases`` strongest examples with the
+``tokens.phrase_before`` tokens before it.
 
-Sentence: ``fires on " prove", " plead", " swear" (41% of activation mass), mostly after " I'll"``.
-Deterministic (ties broken by token text), milliseconds per latent.
+Sentence (default): ``fires on prove, plead, swear, mostly after I'll, as in "then I'll prove"``;
+with ``share``, ``quote`` and no phrases (the form of the LLM's hint, :meth:`TokenStatistics.hint`):
+``fires on " prove", " plead", " swear" (41% of activation mass), mostly after " I'll"``.
+Why phrases and plain words: the embedding scorer compares the sentence with whole windows
+(MiniLM); the template words, the percentage and JSON quotes dilute it, and the words around the
+firing token are what a held-out activating window shares with the training ones
+(``benchmarks/explain.py tokens-variants``). Deterministic (ties broken by token text),
+milliseconds per latent.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from ..examples import display_text
+from ..examples import display_text, display_token
 from .config import ExplainConfig
 
 
@@ -51,6 +59,19 @@ def _group(token: str) -> str:
 
 def _quote(token: str) -> str:
     return json.dumps(display_text(token), ensure_ascii=False)
+
+
+def _plain(token: str) -> str:
+    """A token as a plain word (``" king"`` -> ``king``); one without a letter or digit
+    (punctuation, whitespace) quoted, so that it stays readable in a list (``","``)."""
+    t = display_token(token).strip()
+    return t if any(c.isalnum() for c in t) else _quote(token)
+
+
+def phrase(tokens, i: int, before: int) -> str:
+    """Token ``i`` with the ``before`` tokens before it, as one line of text (control tokens as
+    placeholders, runs of whitespace as one space)."""
+    return " ".join(display_text("".join(str(t) for t in tokens[max(0, i - before) : i + 1])).split())
 
 
 class TokenStatistics:
@@ -105,13 +126,15 @@ class TokenStatistics:
         self.coverage = sum(r["share"] for r in self.named)
         before: dict[str, float] = defaultdict(float)
         seen: dict[str, int] = defaultdict(int)
+        prev_spell: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))  # " my", " My": one
         named_mass = 0.0
         for g, a, prev in fired:
             if g in groups:
                 named_mass += a
                 if prev is not None and display_text(prev).strip():
-                    before[prev] += a
-                    seen[prev] += 1
+                    before[_group(prev)] += a
+                    seen[_group(prev)] += 1
+                    prev_spell[_group(prev)][prev] += a
         # a preceding token is named when it precedes at least two firing positions and, with
         # at most one other, at least min_context_share of the named tokens' mass
         ctx = (
@@ -119,30 +142,53 @@ class TokenStatistics:
             if named_mass > 0 and tc.context
             else []
         )
-        self.after = [(t, s) for s, t in ctx[:2] if s >= tc.min_context_share / 2]
+        self.after = [
+            (max(prev_spell[g].items(), key=lambda kv: (kv[1], kv[0]))[0], s)
+            for s, g in ctx[:2]
+            if s >= tc.min_context_share / 2
+        ]
         self.after_share = sum(s for _, s in self.after)
         if self.after_share < tc.min_context_share:
             self.after, self.after_share = [], 0.0
+        self.phrases: list[str] = []
+        strongest = activating.sort_values("max_activation", ascending=False, kind="stable")
+        for toks, acts in zip(strongest["tokens"], strongest["activations"]):
+            if len(self.phrases) >= tc.phrases:
+                break
+            a = np.asarray(acts, dtype=float)
+            text = phrase(toks, int(np.argmax(a)), tc.phrase_before) if a.size and a.max() > 0 else ""
+            if text and text not in self.phrases:
+                self.phrases.append(text)
 
-    def sentence(self, share: bool = True) -> str | None:
-        """The explanation; without ``share`` (the LLM's hint) the mass share is left out,
-        so that a small model does not copy a percentage into its explanation."""
+    def sentence(self, share: bool | None = None, quote: bool | None = None, phrases: bool = True) -> str | None:
+        """The explanation, as ``explain.tokens`` configures it (``share``, ``quote``: None for
+        the configured value; ``phrases``: False leaves them out)."""
         if not self.named or self.total <= 0:
             return None
-        s = f"fires on {', '.join(_quote(r['token']) for r in self.named)}"
-        if share:
+        tc = self.cfg.tokens
+        show = _quote if (tc.quote if quote is None else quote) else _plain
+        s = f"fires on {', '.join(dict.fromkeys(show(r['token']) for r in self.named))}"
+        if tc.share if share is None else share:
             s += f" ({round(100 * self.coverage)}% of activation mass)"
         if self.after:
             s += f", {'mostly' if self.after_share >= 0.5 else 'often'} after " + ", ".join(
-                _quote(t) for t, _ in self.after
+                show(t) for t, _ in self.after
             )
+        if phrases and self.phrases:
+            s += ", as in " + ", ".join(json.dumps(p, ensure_ascii=False) for p in self.phrases)
         return s
+
+    def hint(self) -> str | None:
+        """The sentence shown to an LLM explainer as a hint: quoted tokens, no share (a small
+        model copies a percentage into its answer), no phrases (the examples are in the prompt)."""
+        return self.sentence(share=False, quote=True, phrases=False)
 
     def as_dict(self) -> dict:
         return {
             "named": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()} for r in self.named],
             "coverage": round(self.coverage, 6),
             "after": [{"token": t, "share": round(s, 6)} for t, s in self.after],
+            "phrases": self.phrases,
         }
 
 
