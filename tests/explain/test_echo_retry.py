@@ -5,6 +5,7 @@ with none, and counts first-try and final echoes apart. The retry path runs thro
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from chat_server import ChatServer
 
@@ -79,6 +80,15 @@ def test_a_latent_showing_the_key_may_be_explained_by_it(cat):
     ing = cat.assign(tokens=cat.tokens.map(lambda t: [" singing" if x.strip() == "cat" else x for x in t]))
     assert ex.parse("Explanation: verb ending in -ing", ex.messages(ing)) == ("verb ending in -ing", None)
     assert ex.parse("Explanation: cats and kittens", ex.messages(cat)) == ("cats and kittens", None)
+    # one stray marked "king" among the latent's marked runs does not make the key its own
+    many = pd.concat([cat] * 3, ignore_index=True)
+    many["tokens"] = [  # row 4: "A small king chased the dog."
+        [" king" if k == 4 and x.strip() == "cat" else x for x in toks] for k, toks in enumerate(many.tokens)
+    ]
+    count = lambda word: sum(x.strip() == word for toks in many.tokens for x in toks)  # noqa: E731
+    assert (count("cat"), count("king")) == (11, 1)  # 12 marked runs, one of them "king"
+    exp, failure = ex.parse('Explanation: the word "king"', ex.messages(many))
+    assert exp is None and failure == 'echoed worked example: the word "king"'
 
 
 def _llm(url: str) -> LLMConfig:
@@ -109,9 +119,10 @@ def test_echo_is_asked_again_without_the_echoed_worked_example(tmp_path, example
     df = read_explanations(tmp_path)
     llm = df[df.explainer == "default"].set_index("latent")
     assert llm.explanation[0] == "the word cat" and llm.failure[0] is None
-    assert bool(llm.echoed_first[0]) and llm.attempts[0] == 2
+    assert bool(llm.echoed_first[0]) and llm.attempts[0] == 2 and llm.echoes[0] == [ING]
     assert llm.explanation[1] is None and llm.failure[1].startswith("echoed worked example")
     assert bool(llm.echoed_first[1]) and llm.attempts[1] == 1 + cfg.echo_retries
+    assert llm.echoes[1] == [ING, KING, ING]  # every worked example counts, also when none is shown
     assert llm.explanation[2] == "numbers" and not llm.echoed_first[2] and llm.attempts[2] == 1
     assert llm.prompt_tokens[1] == 100 * 3 and llm.completion_tokens[1] == 5 * 3  # every request counted
     assert len(server.bodies) == 2 + 3 + 1

@@ -136,6 +136,8 @@ def test_parse_ok(raw, expected):
         ("Explanation: Explanation:", "empty explanation after 'Explanation:'"),
         ("Explanation: .", "empty explanation after 'Explanation:'"),
         ("Explanation: <short phrase>", "template"),
+        ("Explanation: Example 1:", "repeats the prompt's examples"),
+        ("Explanation: example 12: the cat sat", "repeats the prompt's examples"),
     ],
 )
 def test_parse_failures(raw, reason):
@@ -211,7 +213,8 @@ def test_job_counts_echoes_and_keys_rows_on_latent_and_explainer(tmp_path, examp
     # the recording backend's 10 + 3 per request, three requests per row; statistical rows left out
     assert m["tokens_per_explanation"] == 3 * 13
     tok = df[df.explainer == "tokens"].set_index("latent")
-    assert '" cat"' in tok.explanation[0] and tok.model.eq("statistics").all() and (tok.prompt_tokens == 0).all()
+    assert tok.explanation[0].startswith("fires on cat, as in ") and tok.model.eq("statistics").all()
+    assert (tok.prompt_tokens == 0).all()
     # adding an explainer and latents: only the new LLM work is done
     client = RecordingClient()
     cfg2 = ExplainConfig(

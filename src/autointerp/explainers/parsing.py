@@ -9,9 +9,10 @@ Rules (docs/formats.md, ``failure``):
 - wrapping quotes are removed only as a pair; an unclosed double quote is closed
   (``the word "king`` -> ``the word "king"``), a stray closing one removed;
 - markers ``<<`` ``>>`` and control tokens are removed / shown as placeholders;
+- an answer starting "Example 3: ..." repeats the prompt's examples: a failure;
 - an answer that repeats a worked example's explanation, up to small variants (case, quotes,
   plurals, articles, or most of its content words; see :func:`repeats`), and names its key
-  while the latent's marked tokens do not show it (:func:`echoed_worked_example`) is a failure
+  while the latent's marked tokens rarely show it (:func:`echoed_worked_example`) is a failure
   ``echoed worked example``, decided by the prompt explainer that showed them (the job asks
   again, ``explain.echo_retries``).
 """
@@ -86,6 +87,8 @@ def parse_explanation(raw: str | None, reasoning: bool = False, max_chars: int =
         return None, "empty explanation"
     if "<short phrase>" in found.lower() or "[short phrase]" in exp.lower():
         return None, "the answer repeats the prompt's template"
+    if re.match(r"(counter-)?example \d+\b", exp, re.IGNORECASE):
+        return None, "the answer repeats the prompt's examples"
     if len(exp) > max_chars:
         cut = exp[:max_chars]
         exp = cut.rsplit(" ", 1)[0] if " " in cut else cut
@@ -101,6 +104,7 @@ GENERIC = frozenset(
     "word words token tokens term terms".split()
 )
 ECHO_OVERLAP = 0.6  # an answer naming this share of a worked example's content words repeats it
+KEY_SHARE = 0.25  # a worked example's key is the latent's own when this share of its marked runs shows it
 
 
 def _singular(w: str) -> str:
@@ -137,17 +141,20 @@ def repeats(explanation: str, answer: str) -> bool:
     return len(cw_a & content_words(explanation)) >= max(1, math.ceil(ECHO_OVERLAP * len(cw_a)))
 
 
-def echoed_worked_example(explanation: str, worked, marked_text: str) -> str | None:
+def echoed_worked_example(explanation: str, worked, marked: list[str]) -> str | None:
     """The worked example's explanation that ``explanation`` repeats, or None.
 
     ``worked``: (explanation, key pattern in an explanation, key pattern in marked tokens) of
-    every worked example shown. An answer echoes a worked example when it repeats it
-    (:func:`repeats`) and names the worked example's key (e.g. "king"), while the latent's own
-    marked tokens do not show that key: a latent that truly fires on "king" may be explained as
-    'the word "king"'."""
+    every worked example; ``marked``: the latent's marked runs as the prompt shows them. An
+    answer echoes a worked example when it repeats it (:func:`repeats`) and names the worked
+    example's key (e.g. "king"), while the key is not the latent's own: fewer than
+    :data:`KEY_SHARE` of its marked runs show it (a latent that truly fires on "king" may be
+    explained as 'the word "king"'; one stray marked "king" among twenty examples does not
+    make it so)."""
     for answer, key_expl, key_marked in worked:
-        if not repeats(explanation, answer):
+        if not repeats(explanation, answer) or not re.search(key_expl, explanation, re.IGNORECASE):
             continue
-        if re.search(key_expl, explanation, re.IGNORECASE) and not re.search(key_marked, marked_text, re.IGNORECASE):
+        shown = sum(bool(re.search(key_marked, m, re.IGNORECASE)) for m in marked)
+        if shown < KEY_SHARE * len(marked) or not shown:
             return answer
     return None

@@ -196,7 +196,7 @@ class PromptExplainer:
         exp, failure = parse_explanation(answer, self.cfg.reasoning, self.cfg.max_chars)
         if exp is None or not (self.cfg.few_shot and not self.cfg.reasoning):
             return exp, failure
-        marked = " ".join(_MARKED.findall(messages[-2 if self.cfg.uses_prefill else -1]["content"]))
+        marked = _MARKED.findall(messages[-2 if self.cfg.uses_prefill else -1]["content"])
         echoed = echoed_worked_example(exp, [(w.answer, w.key, w.key_marked) for w in WORKED], marked)
         return (None, f"{ECHO_FAILURE}: {echoed}") if echoed else (exp, None)
 
