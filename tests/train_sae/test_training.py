@@ -22,6 +22,7 @@ from autointerp.training import (
     fit_saes,
     holdout_activations,
     hookpoint_seed,
+    job_autocast,
     read_reports,
     save_trained,
     train_saes,
@@ -73,7 +74,7 @@ def heldout(job, model, tokenizer):
         [(HOOK, "output")],
         tokenizer.bos_token_id,
         8,
-        torch.autocast("cpu", dtype=torch.bfloat16),
+        job_autocast(job),  # as training evaluated it: bf16 only where the CPU has it natively
     )
     return acts[(HOOK, "output")]
 

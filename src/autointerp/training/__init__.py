@@ -27,7 +27,7 @@ same weights (on CPU, bit for bit).
 """
 
 from .config import DEFAULT_HOOKPOINTS, PER_SAE_KEYS, TrainConfig
-from .fit import check_job, evaluate, fit_saes, holdout_activations, train_saes
+from .fit import check_job, evaluate, fit_saes, holdout_activations, job_autocast, train_saes
 from .job import REPORT, TrainJob, hookpoint_seed, read_report, read_reports, save_trained, saved_sae_problem
 from .sae import TopKSAE, coder_fvu, geometric_median
 
@@ -44,6 +44,7 @@ __all__ = [
     "fit_saes",
     "geometric_median",
     "holdout_activations",
+    "job_autocast",
     "hookpoint_seed",
     "read_report",
     "read_reports",

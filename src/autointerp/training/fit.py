@@ -83,7 +83,7 @@ def fit_saes(job: TrainJob, hookpoints: list[str] | None = None) -> tuple[dict[s
     points = [(h, "output") for h in todo]
     n_batches = cfg.n_tokens // (cfg.batch_contexts * ctx_len)
     batches = _batches(train_ctx, cfg, n_batches)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast and job.model.device == "cpu")
+    autocast = job_autocast(job)
 
     first = next(batches)
     with autocast:
@@ -210,6 +210,11 @@ def _log_point(curves: dict, running: dict, since_fired: dict, hcfgs: dict[str, 
         running[h] = [0.0, 0.0, 0.0, 0]
 
 
+def job_autocast(job: TrainJob) -> torch.autocast:
+    """The bf16 autocast the job trains and evaluates under (off where the CPU lacks native bf16)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=job.train.autocast and job.model.device == "cpu")
+
+
 def holdout_activations(
     model, tokens: np.ndarray, holdout: np.ndarray, points, bos, batch_contexts: int, autocast
 ) -> dict:
@@ -227,7 +232,7 @@ def evaluate(
 ) -> tuple[dict[str, SparseCoder], dict[str, dict]]:
     cfg = job.train
     points = [(h, "output") for h in saes]
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast and job.model.device == "cpu")
+    autocast = job_autocast(job)
     held = holdout_activations(model, job.tokens, holdout, points, bos, cfg.batch_contexts, autocast)
     coders, reports = {}, {}
     for h, sae in saes.items():
