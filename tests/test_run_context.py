@@ -5,6 +5,7 @@ and a misspelt top-level section is refused. No pipeline runs: loading the conte
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,13 +110,12 @@ def test_misspelt_section_is_refused_with_the_valid_keys(conf):
 
 
 def _fake_server_class():
-    """The loopback OpenAI-compatible server of the LLM tests (tests/llm/conftest.py)."""
-    import importlib.util
+    """The loopback OpenAI-compatible server of the LLM tests (tests/llm/fake_server.py)."""
+    if str(ROOT / "tests" / "llm") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests" / "llm"))
+    from fake_server import FakeServer
 
-    spec = importlib.util.spec_from_file_location("llm_fake_server", ROOT / "tests" / "llm" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FakeServer
+    return FakeServer
 
 
 def tiny_examples(hookpoint: str):

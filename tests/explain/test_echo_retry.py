@@ -5,13 +5,18 @@ with none, and counts first-try and final echoes apart. The retry path runs thro
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
-from chat_server import ChatServer
 
 from autointerp.explainers import WORKED, ExplainConfig, ExplainJob, make_explainer, read_explanations, repeats
 from autointerp.llm import LLMConfig
 from autointerp.pipelines.explain.nodes import explain_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
+from fake_server import ChatServer  # noqa: E402
 
 KING, NEWLINES, ING = (w.answer for w in WORKED)
 

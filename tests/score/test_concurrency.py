@@ -4,7 +4,6 @@ unit exactly once after a SIGKILL and a resume, and one fatal error stopping the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ from autointerp.scoring.fuzzing import FuzzingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "llm"))
+from fake_server import FakeServer  # noqa: E402
 from loopback import LoopbackServer  # noqa: E402
 
 LATENTS = tuple(range(6))
@@ -183,19 +183,13 @@ def test_workers_default_by_backend():
     remote.close()
 
 
-def _fake_server_module():
-    spec = importlib.util.spec_from_file_location("llm_fake_server", ROOT / "tests" / "llm" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("how", ["none", "refused", "ignored"])
-def test_batched_mode_without_prompt_logprobs_names_the_fix(how, tmp_path):
+def test_batched_mode_without_prompt_logprobs_names_the_fix(how, tmp_path, monkeypatch):
     """A server whose completions endpoint gives no prompt log-probabilities (none, HTTP 400
     naming them, or echo ignored: only the generated token's): one error naming
     ``score.detection.mode: logprob``, after no more requests than the window of units."""
-    fake = _fake_server_module()
+    import fake_server as fake
+
     if how == "ignored":
         real = fake.echo_body
 
@@ -205,8 +199,8 @@ def test_batched_mode_without_prompt_logprobs_names_the_fix(how, tmp_path):
             lp["text_offset"] = [len(text) + o for o in lp["text_offset"]]
             return body
 
-        fake.echo_body = generated_only
-    with fake.FakeServer(logprobs={"none": False, "refused": "reject", "ignored": True}[how]) as srv:
+        monkeypatch.setattr(fake, "echo_body", generated_only)
+    with FakeServer(logprobs={"none": False, "refused": "reject", "ignored": True}[how]) as srv:
         with pytest.raises(
             AutointerpError, match=r"score\.detection \(batched mode\).*score\.detection\.mode: logprob"
         ):

@@ -4,10 +4,10 @@ most requests is flagged loudly (log, summary table, MLflow). Real loopback HTTP
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -21,13 +21,8 @@ from autointerp.pipelines.score import nodes
 from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _fake_server_class():
-    spec = importlib.util.spec_from_file_location("llm_fake_server", ROOT / "tests" / "llm" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FakeServer
+sys.path.insert(0, str(ROOT / "tests" / "llm"))
+from fake_server import FakeServer  # noqa: E402
 
 
 def _closed_port() -> int:
@@ -77,7 +72,7 @@ def test_server_failing_most_requests_is_flagged(tmp_path, caplog):
     ex = toy_examples(lats, n_act=4, n_non=4)
     # the loopback server answers malformed JSON to every prompt that contains "garbage": 3 of 4 windows
     ex["tokens"] = [t[:-1] + ([" garbage"] if i % 4 else [" fine"]) for i, t in enumerate(ex["tokens"])]
-    with _fake_server_class()() as srv:
+    with FakeServer() as srv:
         params = {
             "scorers": ["detection"],
             "n_activating": 4,
@@ -128,7 +123,7 @@ def test_refused_key_fails_the_score_command_with_one_error_line(tmp_path, kedro
             f.write(json.dumps(r) + "\n")
     (expl / "meta.json").write_text(json.dumps({"complete": True}))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
-    with _fake_server_class()(key="sk-right") as srv:
+    with FakeServer(key="sk-right") as srv:
         t0 = time.perf_counter()
         r = kedro(
             "--env",
