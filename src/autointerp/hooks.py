@@ -184,6 +184,10 @@ def stage_seconds(node_seconds: dict[str, float]) -> dict[str, float]:
 
 
 class ProjectHooks:
+    def __init__(self) -> None:
+        self._node_started: dict[str, float] = {}
+        self._node_ended: dict[str, float] = {}
+
     @hook_impl
     def after_context_created(self, context) -> None:
         # Resolve the run context once; the pipelines are built lazily after this, so the
@@ -206,18 +210,29 @@ class ProjectHooks:
         self._run_params = run_params
         self._tagged = False
         self._progress = [0, len(pipeline.nodes), time.perf_counter()]
-        self._node_seconds: dict[str, float] = {}
-        self._node_started: dict[str, float] = {}
+        self._node_started, self._node_ended = {}, {}
+
+    # A node's time runs from loading its first input to saving its last output: several nodes
+    # hand back lazy work (a job, a generator) that their dataset's save carries out.
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name: str, node) -> None:
+        self._node_started.setdefault(node.name, time.perf_counter())
 
     @hook_impl
     def after_node_run(self, node) -> None:
-        started = getattr(self, "_node_started", {}).pop(node.name, None)
-        if started is not None:
-            self._node_seconds[node.name] = time.perf_counter() - started
+        self._node_ended[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data, node) -> None:
+        self._node_ended[node.name] = time.perf_counter()
+
+    def node_seconds(self) -> dict[str, float]:
+        """Seconds per node of the current run, from its first input load to its last output save."""
+        return {n: end - self._node_started[n] for n, end in self._node_ended.items() if n in self._node_started}
 
     @hook_impl
     def before_node_run(self, node) -> None:
-        getattr(self, "_node_started", {})[node.name] = time.perf_counter()
+        self._node_started.setdefault(node.name, time.perf_counter())
         # The console's one line per node (Kedro's own node and dataset messages go to the log file).
         progress = getattr(self, "_progress", None) or [0, 0, time.perf_counter()]
         progress[0] += 1
@@ -247,7 +262,7 @@ class ProjectHooks:
     def _report_stage_seconds(self) -> None:
         # Where the run's time went, per stage of the chain: one log line and MLflow metrics
         # ``seconds.<stage>`` (e.g. the calibrate stage's share of a default run).
-        seconds = stage_seconds(getattr(self, "_node_seconds", {}))
+        seconds = stage_seconds(self.node_seconds())
         if not seconds:
             return
         log.info("Time per stage: %s", ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
