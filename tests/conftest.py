@@ -46,6 +46,24 @@ def kedro():
     return run_kedro
 
 
+def read_mlflow_runs(root) -> list:
+    """The runs of experiment ``autointerp`` in ``<root>/mlflow.db`` (newest first); the global
+    tracking URI is reset afterwards."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    try:
+        return mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
+    finally:
+        mlflow.set_tracking_uri("")
+
+
+@pytest.fixture(scope="session")
+def mlflow_runs():
+    """:func:`read_mlflow_runs`: ``mlflow_runs(root)``, the runs a ``kedro run`` under ``root`` logged."""
+    return read_mlflow_runs
+
+
 @pytest.fixture(autouse=True)
 def _no_mlflow_run_left_active():
     """An in-process Kedro session leaves kedro-mlflow's run active when its store went away

@@ -60,15 +60,9 @@ def test_one_forward_caches_every_hookpoint_of_the_run(run):
     assert metas[0]["tokens_per_s"] == metas[1]["tokens_per_s"]
 
 
-def test_mlflow_records_params_and_cache_statistics(run):
-    import mlflow
-
+def test_mlflow_records_params_and_cache_statistics(run, mlflow_runs):
     root, _ = run
-    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
-    try:
-        runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
-    finally:
-        mlflow.set_tracking_uri("")
+    runs = mlflow_runs(root)
     assert len(runs) == 1
     data = runs[0].data
     assert data.params["model.name_or_path"] == "smollm2-135m-instruct"

@@ -64,7 +64,7 @@ def test_outputs_and_exactness(calibrated):
     print("explanations:\n" + hits[["word", "explainer", "explanation", "hit"]].to_string())
 
 
-def test_embedding_scorer_tells_true_from_shuffled(calibrated):
+def test_embedding_scorer_tells_true_from_shuffled(calibrated, mlflow_runs):
     out = calibrated / "08_reporting" / "calibration"
     v = pd.read_csv(out / "verdicts.csv").set_index("scorer")
     s = pd.read_csv(out / "summary.csv")
@@ -74,10 +74,6 @@ def test_embedding_scorer_tells_true_from_shuffled(calibrated):
     assert emb["delta"] > 0.2  # measured: true 0.92, shuffled 0.41, delta 0.51 [0.40, 0.65] (informative)
     assert set(s["explanation"]) == {"true", "shuffled", "default", "default (shuffled)", "tokens", "tokens (shuffled)"}
     assert (emb["verdict"] == INFORMATIVE) == (emb["delta"] >= 0.2 and emb["delta_lo"] > 0)
-    mlflow.set_tracking_uri(f"sqlite:///{calibrated}/mlflow.db")
-    try:
-        runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
-    finally:
-        mlflow.set_tracking_uri("")
+    runs = mlflow_runs(calibrated)
     m = runs[0].data.metrics
     assert m["calibrate.embedding.delta"] == pytest.approx(emb["delta"]) and m["calibrate.hit_rate.tokens"] == 1.0

@@ -13,7 +13,7 @@ from .conftest import HOOKPOINT, random_sae
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_kedro_sample_run(sample_cache, tmp_path, kedro):
+def test_kedro_sample_run(sample_cache, tmp_path, kedro, mlflow_runs):
     root, tokens, cache, _ = sample_cache
     data = tmp_path / "data"
     (data / "02_intermediate").mkdir(parents=True)
@@ -36,11 +36,5 @@ def test_kedro_sample_run(sample_cache, tmp_path, kedro):
     assert set(ex.kind) == {"activating", "random", "neighbour", "embedding"}
     assert (ex.groupby("latent").size() > 10).all()
 
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{data}/mlflow.db")
-    try:
-        runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
-    finally:
-        mlflow.set_tracking_uri("")
+    runs = mlflow_runs(data)
     assert runs and runs[0].data.metrics["sample.layers.2.latents_ok"] == len(ok)

@@ -117,12 +117,11 @@ def test_kedro_run_writes_every_output(tmp_path, kedro):
     assert set(overview["kind"]) == {"mixed"}
 
 
-def test_test_configuration_gives_explanation_measures(tmp_path, kedro):
+def test_test_configuration_gives_explanation_measures(tmp_path, kedro, mlflow_runs):
     """Match before sampling on the test configuration: the matched latents are sampled and
     explained on both sides, so every explainer's explanation cosine and cross-score have
     n > 0, each beside a measured chance level; the summary names explainer and scorer, and
     the metrics reach MLflow."""
-    import mlflow
 
     save_sparsify(random_sae(3), tmp_path / "06_models" / "saes" / "layers.2")
     top = 4
@@ -149,11 +148,7 @@ def test_test_configuration_gives_explanation_measures(tmp_path, kedro):
         assert (scored[f"cross_chance_latent{sfx}"] != scored["latent_b"]).all()
     overview = pd.read_csv(tmp_path / "08_reporting" / "similarity" / "overview.csv")
     assert {"explanation_cosine.tokens", "cross_score.tokens"} <= set(overview["measure"])
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    try:
-        runs = mlflow.search_runs(experiment_names=["autointerp"], output_format="list")
-    finally:
-        mlflow.set_tracking_uri("")
+    runs = mlflow_runs(tmp_path)
     metrics = runs[0].data.metrics
     prefix = "similarity.layers.2__layers.2.mlp.coactivation"
     assert metrics[f"{prefix}.cross_score.tokens.n"] > 0 and f"{prefix}.explanation_cosine.chance" in metrics
