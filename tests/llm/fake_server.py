@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from loopback import echo_body
+from loopback import echo_body, response_body
 
 
 class FakeServer:
@@ -113,30 +113,11 @@ class FakeServer:
                 choice["logprobs"] = {
                     "content": [{"token": "Yes", "logprob": -0.2, "bytes": None, "top_logprobs": top}]
                 }
-            return h._send(
-                200,
-                {
-                    "id": "x",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": self.model,
-                    "choices": [choice],
-                    "usage": usage,
-                },
-            )
+            return h._send(200, response_body("chat.completion", self.model, [choice], usage, "x"))
         # completions with echo: whitespace "tokens" with offsets and made-up log-probabilities
         if not self.logprobs:
-            return h._send(
-                200,
-                {
-                    "id": "x",
-                    "object": "text_completion",
-                    "created": 0,
-                    "model": self.model,
-                    "choices": [{"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": None}],
-                    "usage": usage,
-                },
-            )
+            choice = {"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": None}
+            return h._send(200, response_body("text_completion", self.model, [choice], usage, "x"))
         return h._send(200, echo_body(self.model, text))
 
 
@@ -150,15 +131,11 @@ class ChatServer(FakeServer):
         with self.lock:
             self.bodies.append(body)
             text = self.answer(body)
-        message = {"role": "assistant", "content": text}
-        return h._send(
-            200,
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 0,
-                "model": self.model,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
-            },
-        )
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+        usage = {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105}
+        return h._send(200, response_body("chat.completion", self.model, [choice], usage, "x"))

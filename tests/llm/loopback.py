@@ -53,6 +53,11 @@ def request_text(path: str, body: dict) -> str:
     return str(body.get("prompt", ""))
 
 
+def response_body(kind: str, model: str, choices: list[dict], usage: dict, id_: str) -> dict:
+    """The envelope of an OpenAI-compatible answer; ``kind``: chat.completion or text_completion."""
+    return {"id": id_, "object": kind, "created": 0, "model": model, "choices": choices, "usage": usage}
+
+
 def chat_body(model: str, text: str, body: dict) -> dict:
     usage = {"prompt_tokens": max(1, len(text) // 4), "completion_tokens": 1, "total_tokens": 0}
     choice = {
@@ -80,14 +85,7 @@ def chat_body(model: str, text: str, body: dict) -> dict:
         choice["message"]["content"] = first["token"]
         choice["logprobs"] = {"content": [{**first, "top_logprobs": top}], "refusal": None}
         usage["completion_tokens"] = 1
-    return {
-        "id": "chatcmpl-loopback",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [choice],
-        "usage": usage,
-    }
+    return response_body("chat.completion", model, [choice], usage, "chatcmpl-loopback")
 
 
 def echo_body(model: str, text: str) -> dict:
@@ -103,14 +101,9 @@ def echo_body(model: str, text: str) -> dict:
     offs.append(pos)
     lps.append(-1.0)
     lp = {"tokens": toks, "token_logprobs": lps, "text_offset": offs, "top_logprobs": None}
-    return {
-        "id": "cmpl-loopback",
-        "object": "text_completion",
-        "created": 0,
-        "model": model,
-        "choices": [{"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": lp}],
-        "usage": {"prompt_tokens": len(toks), "completion_tokens": 1, "total_tokens": len(toks) + 1},
-    }
+    choice = {"index": 0, "text": text + " x", "finish_reason": "length", "logprobs": lp}
+    usage = {"prompt_tokens": len(toks), "completion_tokens": 1, "total_tokens": len(toks) + 1}
+    return response_body("text_completion", model, [choice], usage, "cmpl-loopback")
 
 
 class LoopbackServer:
