@@ -109,6 +109,24 @@ def test_windows_disjoint_within_latent(sampled):
             assert (np.diff(starts) >= W).all(), f"latent {latent}: overlapping windows in context {c}"
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_greedy_windows_match_the_definition(seed):
+    """The byte-map greedy keeps exactly the windows the definition keeps: in order, each
+    window that overlaps none kept before it (random corpora, ragged context ends)."""
+    from autointerp.sampling.windows import greedy_non_overlapping
+
+    rng = np.random.default_rng(seed)
+    ctx_len, w = int(rng.integers(8, 40)), int(rng.integers(1, 9))
+    n = int(rng.integers(0, 200))
+    ctx, start = rng.integers(0, 5, n), rng.integers(0, ctx_len - w + 1, n)
+    order = rng.permutation(n)
+    kept: list[int] = []
+    for i in order:
+        if all(ctx[j] != ctx[i] or abs(start[j] - start[i]) >= w for j in kept):
+            kept.append(int(i))
+    assert greedy_non_overlapping(ctx, start, order, ctx_len, w).tolist() == sorted(kept)
+
+
 def test_activations_match_cache(sampled, sample_cache, model_and_tokenizer):
     _, tokens, cache, _ = sample_cache
     _, tok = model_and_tokenizer
@@ -164,10 +182,19 @@ def test_quantile_bins_monotone(sampled, sample_cache):
             assert win.value[win.quantile == q].max() <= win.value[win.quantile == q + 1].min()
 
 
-def test_hard_negatives_closer_than_random(sampled):
+@pytest.fixture(scope="module")
+def sampled_exact_queries(sample_cache, tmp_path_factory):
+    cfg = dict(BASE, negatives=dict(BASE["negatives"], embedding_query="windows"))
+    return run_sample(sample_cache, tmp_path_factory.mktemp("sampled_windows"), cfg)
+
+
+@pytest.mark.parametrize("query", ["grid", "windows"])
+def test_hard_negatives_closer_than_random(query, sampled, sampled_exact_queries):
+    """Closer to the latent's own training windows (embedded exactly here) than random ones,
+    whether the query was built from their grid windows (the default) or from the windows."""
     from autointerp.embeddings import embed
 
-    _, ex, _ = sampled
+    _, ex, _ = sampled if query == "grid" else sampled_exact_queries
     ex = ex[(ex.split == "train") | ex.kind.isin(["embedding", "random"])].reset_index(drop=True)
     emb = embed(["".join(t) for t in ex.tokens])  # one batch
     gaps = []

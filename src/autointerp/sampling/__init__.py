@@ -33,7 +33,9 @@ Non-activating windows
     Drawn without replacement from a seeded pool of grid windows with no active token:
     ``random``, ``neighbour`` (a latent with the most similar decoder direction, or the most
     co-occurring latent when the dictionary has no decoder, is active there; this one is not),
-    ``embedding`` (closest in sentence embedding to the latent's training windows). Test
+    ``embedding`` (closest in sentence embedding to the mean embedding of the latent's training
+    examples, each embedded as the grid window holding its marked token, or as the window itself
+    with ``negatives.embedding_query: windows``). Test
     negatives (``negatives.<kind>``) first, then training ones (``negatives.train.<kind>``,
     counter-examples for the contrastive explainer), so no two share a token; none overlaps an
     activating window of the latent.

@@ -9,6 +9,7 @@ from ..errors import ConfigError
 SELECTION_MODES = ("all", "first", "random", "per_band", "list", "matched")
 TRAIN_MODES = ("quantiles", "top", "random")
 NEIGHBOUR_SOURCES = ("decoder", "cooccurrence")
+EMBEDDING_QUERIES = ("grid", "windows")  # what the embedding negatives' query embeds (see NegativesConfig)
 NEGATIVE_KINDS = ("neighbour", "embedding", "random")  # the order in which they are drawn
 OK = "ok"
 TOO_FEW_FOR_TEST = "too_few_for_test"  # fewer activating windows than min_test + min_train (reason in `note`)
@@ -75,6 +76,11 @@ class NegativesConfig:
     neighbour_source: str = "decoder"  # falls back to cooccurrence for neurons (no decoder)
     n_neighbours: int = 10
     embedding_model: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    # the query of a latent's embedding negatives, the mean embedding of its training examples,
+    # each embedded as: "grid", the grid window holding its marked token (at most one embedding per
+    # grid window of the corpus: sampling costs O(tokens), not O(latents x n_train)); "windows",
+    # the training window itself (exact, one embedding per latent and training window)
+    embedding_query: str = "grid"
     pool_windows: int = 4096  # candidate windows per hookpoint (seeded sample of grid windows)
     embedding_pool: int = 1024  # of which this many are embedded for embedding negatives
     min_non_activating: int = 1  # fewer found: the latent is skipped (fires nearly everywhere)
@@ -87,6 +93,8 @@ class NegativesConfig:
             raise ConfigError(f"{where}: counts of non-activating windows must be >= 0.")
         if self.neighbour_source not in NEIGHBOUR_SOURCES:
             raise ConfigError(f"{where}.neighbour_source: use one of {', '.join(NEIGHBOUR_SOURCES)}.")
+        if self.embedding_query not in EMBEDDING_QUERIES:
+            raise ConfigError(f"{where}.embedding_query: use one of {', '.join(EMBEDDING_QUERIES)}.")
         if self.pool_windows < 1 or self.embedding_pool < 0 or self.n_neighbours < 1 or self.min_non_activating < 0:
             raise ConfigError(
                 f"{where}: pool_windows and n_neighbours must be >= 1, embedding_pool and min_non_activating >= 0."

@@ -101,6 +101,9 @@ class Sampler:
             k = min(neg.embedding_pool, len(self.pool))
             texts = [self.text(c, s) for c, s in zip(self.pool.context[:k], self.pool.start[:k])]
             self.pool.embeddings = embed(texts, neg.embedding_model, progress=self.job.progress)
+            # pool windows are grid windows: the queries (``grid``) reuse their embeddings
+            keys = zip(self.pool.context[:k].tolist(), self.pool.start[:k].tolist())
+            self._window_embeddings.update(zip(keys, self.pool.embeddings))
 
     def text(self, ctx: int, start: int) -> str:
         return "".join(self.strings.window(self.tokens[ctx, start : start + self.W]))
@@ -175,18 +178,24 @@ class Sampler:
         return latent, (toks, vals, win, train, test, rng, info)
 
     def _queries(self, plans) -> list[np.ndarray | None]:
-        """Mean sentence embedding of each planned latent's training windows (embedding negatives).
-        A window is embedded once: latents firing on the same tokens share windows, so the
-        embeddings of recent windows are kept (at most ``QUERY_CACHE`` of them: memory stays flat)."""
+        """Mean sentence embedding of each planned latent's training examples (embedding
+        negatives), each example embedded as its grid window (the one holding its marked token,
+        ``negatives.embedding_query: grid``) or as the window itself (``windows``). A window is
+        embedded once: latents share windows (grid ones all the more), so the embeddings of recent
+        windows are kept (at most ``QUERY_CACHE`` of them: memory stays flat)."""
         out: list[np.ndarray | None] = [None] * len(plans)
         if not self.cfg.negatives.uses_embeddings:
             return out
+        grid = self.cfg.negatives.embedding_query == "grid"
         keys: dict[int, list[tuple[int, int]]] = {}
         for i, (_, p) in enumerate(plans):
             if isinstance(p, dict):
                 continue
             _, _, win, train, _, _, _ = p
-            keys[i] = list(zip(win.context[train].tolist(), win.start[train].tolist()))
+            start = win.start[train]
+            if grid:  # as the pool's grid (and activating_windows with centre: false) cut them
+                start = np.minimum((start + win.marked[train]) // self.W * self.W, self.ctx_len - self.W)
+            keys[i] = list(zip(win.context[train].tolist(), start.tolist()))
         todo = list(dict.fromkeys(k for ks in keys.values() for k in ks if k not in self._window_embeddings))
         if todo:
             from ..embeddings import embed

@@ -36,17 +36,7 @@ def activating_windows(tokens: np.ndarray, values: np.ndarray, ctx_len: int, cfg
         start = np.clip(pos - min(cfg.marked, W - 1), 0, ctx_len - W)
     else:
         start = np.minimum((pos // W) * W, ctx_len - W)
-    order = np.lexsort((tokens, -values))
-    taken: dict[int, list[int]] = {}
-    keep = []
-    for i in order:
-        c, s = int(ctx[i]), int(start[i])
-        lst = taken.setdefault(c, [])
-        if any(abs(s - t) < W for t in lst):
-            continue
-        lst.append(s)
-        keep.append(i)
-    keep = np.sort(np.asarray(keep, dtype=np.int64))  # by flat position: windows in corpus order
+    keep = greedy_non_overlapping(ctx, start, np.lexsort((tokens, -values)), ctx_len, W)
     w_ctx, w_start = ctx[keep], start[keep]
     strongest = strongest_in_windows(tokens, values, w_ctx * ctx_len + w_start, W)
     val = values[strongest]
@@ -57,6 +47,29 @@ def activating_windows(tokens: np.ndarray, values: np.ndarray, ctx_len: int, cfg
         rank[np.lexsort((tokens[strongest], val))] = np.arange(n)
         quant = rank * cfg.n_quantiles // n
     return Windows(w_ctx, w_start, pos[strongest] - w_start, val, quant)
+
+
+def greedy_non_overlapping(ctx: np.ndarray, start: np.ndarray, order: np.ndarray, ctx_len: int, W: int) -> np.ndarray:
+    """Indices (ascending) of the windows ``(ctx, start)`` of length ``W`` kept when taking them
+    in ``order`` and dropping each one that overlaps one already kept. A kept window at ``s``
+    blocks every start in ``(s - W, s + W)`` of its context, so each test is one lookup in a
+    byte map over the contexts present (one Python step per candidate, no scan of kept ones)."""
+    if len(order) == 0:
+        return np.zeros(0, dtype=np.int64)
+    present, local = np.unique(ctx, return_inverse=True)
+    key = (local.astype(np.int64) * ctx_len + start).tolist()
+    base = (local.astype(np.int64) * ctx_len).tolist()
+    blocked = bytearray(len(present) * ctx_len)
+    ones = b"\x01" * (2 * W)
+    keep = []
+    for i in order.tolist():
+        k = key[i]
+        if blocked[k]:
+            continue
+        keep.append(i)
+        lo, hi = max(k - W + 1, base[i]), min(k + W, base[i] + ctx_len)
+        blocked[lo:hi] = ones[: hi - lo]
+    return np.sort(np.asarray(keep, dtype=np.int64))  # by flat position: windows in corpus order
 
 
 def strongest_in_windows(tokens: np.ndarray, values: np.ndarray, lo: np.ndarray, W: int) -> np.ndarray:
