@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..models import DTYPES, resolve_dtype
 
 SELECTION_MODES = ("all", "first", "random", "per_band", "list", "matched")
 TRAIN_MODES = ("quantiles", "top", "random")
@@ -81,10 +82,14 @@ class NegativesConfig:
     # grid window of the corpus: sampling costs O(tokens), not O(latents x n_train)); "windows",
     # the training window itself (exact, one embedding per latent and training window)
     embedding_query: str = "grid"
+    embedding_dtype: str = "auto"  # the embedding model's weights; auto: bfloat16 where native, else float32
     pool_windows: int = 4096  # candidate windows per hookpoint (seeded sample of grid windows)
     embedding_pool: int = 1024  # of which this many are embedded for embedding negatives
     min_non_activating: int = 1  # fewer found: the latent is skipped (fires nearly everywhere)
     train: TrainNegatives = field(default_factory=TrainNegatives)
+
+    def __post_init__(self) -> None:  # resolved here, so fingerprints name the real dtype
+        object.__setattr__(self, "embedding_dtype", resolve_dtype(self.embedding_dtype))
 
     def validate(self, where: str) -> None:
         if self.train is None:
@@ -93,6 +98,10 @@ class NegativesConfig:
             raise ConfigError(f"{where}: counts of non-activating windows must be >= 0.")
         if self.neighbour_source not in NEIGHBOUR_SOURCES:
             raise ConfigError(f"{where}.neighbour_source: use one of {', '.join(NEIGHBOUR_SOURCES)}.")
+        if self.embedding_dtype not in DTYPES:
+            raise ConfigError(
+                f"{where}.embedding_dtype: unknown dtype '{self.embedding_dtype}'. Use one of {sorted(DTYPES)}."
+            )
         if self.embedding_query not in EMBEDDING_QUERIES:
             raise ConfigError(f"{where}.embedding_query: use one of {', '.join(EMBEDDING_QUERIES)}.")
         if self.pool_windows < 1 or self.embedding_pool < 0 or self.n_neighbours < 1 or self.min_non_activating < 0:

@@ -100,7 +100,9 @@ class Sampler:
 
             k = min(neg.embedding_pool, len(self.pool))
             texts = [self.text(c, s) for c, s in zip(self.pool.context[:k], self.pool.start[:k])]
-            self.pool.embeddings = embed(texts, neg.embedding_model, progress=self.job.progress)
+            self.pool.embeddings = embed(
+                texts, neg.embedding_model, progress=self.job.progress, dtype=neg.embedding_dtype
+            )
             # pool windows are grid windows: the queries (``grid``) reuse their embeddings
             keys = zip(self.pool.context[:k].tolist(), self.pool.start[:k].tolist())
             self._window_embeddings.update(zip(keys, self.pool.embeddings))
@@ -200,7 +202,8 @@ class Sampler:
         if todo:
             from ..embeddings import embed
 
-            emb = embed([self.text(c, s) for c, s in todo], self.cfg.negatives.embedding_model)
+            neg = self.cfg.negatives
+            emb = embed([self.text(c, s) for c, s in todo], neg.embedding_model, dtype=neg.embedding_dtype)
             self._window_embeddings.update(zip(todo, emb))
         for i, ks in keys.items():
             if ks:

@@ -20,6 +20,12 @@ class EmbeddingConfig:
     model: str | None = None  # null: all-MiniLM-L6-v2 from the offline package
     threshold: float = 0.2
     query_prefix: str = ""  # e.g. "query: " for E5-style models
+    dtype: str = "auto"  # the embedding model's weights; auto: bfloat16 where native, else float32
+
+    def __post_init__(self) -> None:  # resolved here, so fingerprints name the real dtype
+        from ..models import resolve_dtype
+
+        object.__setattr__(self, "dtype", resolve_dtype(self.dtype))
 
 
 class EmbeddingScorer(Scorer):
@@ -36,7 +42,7 @@ class EmbeddingScorer(Scorer):
 
     def _embed_examples(self, texts: list[str]) -> np.ndarray:
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        for t, v in zip(todo, embed(todo, self.cfg.model) if todo else []):
+        for t, v in zip(todo, embed(todo, self.cfg.model, dtype=self.cfg.dtype) if todo else []):
             self._cache[t] = v
         out = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
         while len(self._cache) > self.CACHE_TEXTS:
@@ -44,7 +50,7 @@ class EmbeddingScorer(Scorer):
         return out
 
     def score(self, explanation: str | None, examples: list[Example], client, rng: np.random.Generator) -> ScorerOutput:
-        query = embed([self.cfg.query_prefix + (explanation or "")], self.cfg.model)[0]
+        query = embed([self.cfg.query_prefix + (explanation or "")], self.cfg.model, dtype=self.cfg.dtype)[0]
         docs = self._embed_examples([e.text() for e in examples])
         sims = docs @ query if len(examples) else np.zeros(0, np.float32)
         return ScorerOutput([row(e, int(s > self.cfg.threshold), float(s)) for e, s in zip(examples, sims)])

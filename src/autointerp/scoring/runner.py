@@ -119,6 +119,12 @@ class ScoreConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{where}.{name} must be at least 1 (or null), got {v}.")
+        from ..models import DTYPES
+
+        if self.embedding.dtype not in DTYPES:
+            raise ConfigError(
+                f"{where}.embedding.dtype: unknown dtype '{self.embedding.dtype}'. Use one of {sorted(DTYPES)}."
+            )
         if not 0 <= self.max_failed_fraction <= 1:
             raise ConfigError(f"{where}.max_failed_fraction must be in [0, 1], got {self.max_failed_fraction}.")
 
