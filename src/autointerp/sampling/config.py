@@ -14,7 +14,7 @@ EMBEDDING_QUERIES = ("grid", "windows")  # what the embedding negatives' query e
 NEGATIVE_KINDS = ("neighbour", "embedding", "random")  # the order in which they are drawn
 OK = "ok"
 TOO_FEW_FOR_TEST = "too_few_for_test"  # fewer activating windows than min_test + min_train (reason in `note`)
-LATENT_GROUP = 16  # latents sampled together (their embedding queries form one batch)
+LATENT_GROUP = 64  # latents sampled together (their embedding queries form one batch)
 
 
 @dataclass(frozen=True)
