@@ -173,6 +173,7 @@ def test_embedding_scorer_embeds_each_example_once_and_scores_as_before(monkeypa
     second = scorer.score("the weather", exs, None, np.random.default_rng(0)).rows
     # the examples were embedded in the first unit only; the second embeds its explanation alone
     assert sum(len(c) for c in calls) == 1 + len(exs) + 1
-    direct = embeddings.embed(["animals"] + [e.text() for e in exs])
+    # the same model at the scorer's resolved dtype (bfloat16 where the CPU has it natively)
+    direct = embeddings.embed(["animals"] + [e.text() for e in exs], dtype=scorer.cfg.dtype)
     assert np.allclose([r["score"] for r in first], direct[1:] @ direct[0], atol=1e-5)
     assert [r["example_id"] for r in second] == [e.example_id for e in exs]
