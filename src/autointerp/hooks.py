@@ -164,6 +164,51 @@ def check_sections(params: dict, known: set[str] | None, env: str) -> None:
     )
 
 
+def check_section_contents(params: dict) -> None:
+    """Parse every stage's section into its config before any node runs, so that a misspelt
+    key or a bad value inside a section fails the run in seconds, with the message (and the
+    ``where``) the stage's own node would give, instead of after the stages before it."""
+    from autointerp.caching import CacheConfig
+    from autointerp.calibration import CalibrateConfig
+    from autointerp.config import parse_config
+    from autointerp.corpus import CorpusConfig
+    from autointerp.dictionaries import dictionary_config
+    from autointerp.explainers import ExplainConfig
+    from autointerp.models import ModelConfig
+    from autointerp.pipelines.calibrate.nodes import WHERE as CALIBRATE
+    from autointerp.pipelines.explain.nodes import llm_config
+    from autointerp.pipelines.report.nodes import WHERE as REPORT
+    from autointerp.pipelines.score.nodes import llm_config as score_llm_config
+    from autointerp.pipelines.similarity.nodes import similarity_config
+    from autointerp.report import ReportConfig
+    from autointerp.sampling import SampleConfig
+    from autointerp.scoring import ScoreConfig
+    from autointerp.training import TrainConfig
+
+    sections = {
+        "model": (ModelConfig, "parameters: model"),
+        "corpus": (CorpusConfig, "parameters: corpus"),
+        "cache": (CacheConfig, "parameters: cache"),
+        "train_sae": (TrainConfig, "parameters: train_sae"),
+        "sample": (SampleConfig, "parameters: sample"),
+        "explain": (ExplainConfig, "parameters: explain"),
+        "score": (ScoreConfig, "parameters: score"),
+        "calibrate": (CalibrateConfig, CALIBRATE),
+        "report": (ReportConfig, REPORT),
+    }
+    for key, (cls, where) in sections.items():
+        if key in params:
+            parse_config(cls, params[key], where)
+    hookpoints = params.get("hookpoints") or {}
+    for h in hookpoints:
+        dictionary_config(hookpoints, h)
+    if "llm" in params:
+        llm_config(params["llm"])
+        score_llm_config(params["llm"], params.get("score"))
+    if "similarity" in params:
+        similarity_config(params["similarity"], hookpoints)
+
+
 def stage_seconds(node_seconds: dict[str, float]) -> dict[str, float]:
     """Node run times summed per stage of the chain (the registered pipeline holding the node;
     ``other`` for a node in none), stages in chain order."""
@@ -196,6 +241,7 @@ class ProjectHooks:
         loader = context.config_loader
         previous, _current = _current, context_from_loader(loader)
         check_sections(_current.params, known_sections(loader), _current.env)
+        check_section_contents(_current.params)
         if previous is not None and previous.params != _current.params:
             # Pipelines already built in this process (an earlier session, or outside a run)
             # followed other parameters: rebuild them (Kedro's public reset).

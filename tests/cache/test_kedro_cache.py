@@ -108,6 +108,8 @@ def _expect_user_error(out, *fragments):
 def test_unknown_config_key(tmp_path, kedro):
     out = kedro("--env", "test", "--pipelines", "cache", "--params", f"data_root={tmp_path},cache.chunk_size=3")
     _expect_user_error(out, "parameters: cache", "unknown key 'chunk_size'", "chunk_contexts")
+    # refused before the first node (every section is parsed up front): no corpus was built
+    assert not (tmp_path / "02_intermediate").exists()
 
 
 def test_missing_model_path(tmp_path, kedro):
@@ -155,7 +157,7 @@ def test_unknown_hookpoint(tmp_path, kedro):
         "--conf-source",
         str(conf_copy(tmp_path, edit)),
         "--params",
-        f"data_root={tmp_path}",
+        f"data_root={tmp_path},similarity.pairs=[]",  # (the test pair names layers.2: refused up front)
     )
     _expect_user_error(out, "unknown hookpoint 'layers.99'", "layers.29")
 
