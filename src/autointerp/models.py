@@ -149,19 +149,86 @@ def resolve_model_source(cfg: ModelConfig) -> tuple[str, str | None]:
     return (str(p) if p.exists() else src), None
 
 
+# A GGUF takes ~10 s to parse and dequantize on every load (transformers reads its metadata twice
+# in pure Python); its dequantized weights are saved once, per file and dtype, and later loads
+# read them in under a second (the same tensors: tests/cache/test_model_cache.py).
+MODEL_CACHE_ENV = "AUTOINTERP_MODEL_CACHE"
+DEFAULT_MODEL_CACHE = "~/.cache/autointerp/models"
+
+
+def converted_models_dir() -> Path | None:
+    """Where dequantized copies of GGUF models are kept (``$AUTOINTERP_MODEL_CACHE``, default
+    ``~/.cache/autointerp/models``; ``off`` keeps none)."""
+    v = os.environ.get(MODEL_CACHE_ENV, DEFAULT_MODEL_CACHE).strip()
+    return None if v.lower() in ("", "0", "off", "false", "none") else Path(os.path.expanduser(v))
+
+
+def converted_copy(source: str, gguf_file: str, dtype: str) -> Path | None:
+    """The folder of the dequantized copy of ``source/gguf_file`` in ``dtype`` (None: no cache)."""
+    import transformers
+
+    from .jobs import digest, file_digest
+
+    root = converted_models_dir()
+    if root is None:
+        return None
+    f = Path(source) / gguf_file
+    key = digest([str(f.resolve()), file_digest(f), dtype, transformers.__version__, torch.__version__])
+    return root / f"{Path(gguf_file).stem}-{dtype}-{key}"
+
+
+def _save_converted(model, tokenizer, folder: Path) -> None:
+    """Write the dequantized model and its tokenizer to ``folder`` (into a temporary sibling,
+    renamed when complete); a failure only costs the next load its speed."""
+    import copy
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_model
+
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        try:
+            config = copy.deepcopy(model.config)
+            if hasattr(config, "quantization_config"):
+                del config.quantization_config  # the weights saved are plain tensors
+            config.save_pretrained(tmp)
+            if model.generation_config is not None:
+                model.generation_config.save_pretrained(tmp)
+            save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            tokenizer.save_pretrained(tmp)
+            os.rename(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as e:  # read-only or full disk, or another process renamed first
+        if not (folder / "model.safetensors").is_file():
+            log.warning("could not keep a converted copy of the model in %s (%s); set %s", folder, e, MODEL_CACHE_ENV)
+
+
 @functools.lru_cache(maxsize=2)
 def _load(source: str, gguf_file: str | None, dtype: str, device: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kw = {"gguf_file": gguf_file} if gguf_file else {}
+    copy_dir = converted_copy(source, gguf_file, dtype) if gguf_file else None
+    converted = copy_dir is not None and (copy_dir / "model.safetensors").is_file()
+    where, kw = (str(copy_dir), {}) if converted else (source, {"gguf_file": gguf_file} if gguf_file else {})
+    if converted:
+        log.info("reading the dequantized copy %s", copy_dir)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kw)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype], **kw)
+        tokenizer = AutoTokenizer.from_pretrained(where, **kw)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[dtype], **kw)
     except (OSError, ValueError) as e:
         raise AutointerpError(
-            f"could not load model '{source}'{' / ' + gguf_file if gguf_file else ''}: {str(e).splitlines()[0]} "
-            "Check model.name_or_path (offline, only local folders, GGUF files and packaged models load)."
+            f"could not load model '{where}'{' / ' + gguf_file if kw else ''}: {str(e).splitlines()[0]} "
+            + (
+                f"The converted copy is damaged: delete {copy_dir}."
+                if converted
+                else "Check model.name_or_path (offline, only local folders, GGUF files and packaged models load)."
+            )
         ) from None
+    if copy_dir is not None and not converted:
+        _save_converted(model, tokenizer, copy_dir)
     model.to(device).eval()
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None:
