@@ -51,12 +51,13 @@ def base(conf: Path, section: str, file: str) -> dict:
 
 
 def test_local_file_overrides_one_key_and_keeps_the_rest(conf):
-    write(conf / "local" / "parameters_llm.yml", {"llm": {"backend": "openai"}})
+    server = {"backend": "openai", "base_url": "http://localhost:8000/v1"}
+    write(conf / "local" / "parameters_llm.yml", {"llm": server})
     write(conf / "local" / "parameters_sample.yml", {"sample": {"n_train": 40, "selection": {"n": 3}}})
     ctx = context(conf)
     assert ctx.env == "local"
     llm = base(conf, "llm", "parameters_llm.yml")
-    assert ctx.params["llm"] == {**llm, "backend": "openai", "cache_dir": ctx.params["llm"]["cache_dir"]}
+    assert ctx.params["llm"] == {**llm, **server, "cache_dir": ctx.params["llm"]["cache_dir"]}
     assert ctx.params["llm"]["cache_dir"].endswith("07_model_output/llm_cache")  # the response cache is kept
     sample = base(conf, "sample", "parameters_sample.yml")
     assert ctx.params["sample"] == {**sample, "n_train": 40, "selection": {**sample["selection"], "n": 3}}
@@ -67,6 +68,7 @@ def test_local_file_overrides_one_key_and_keeps_the_rest(conf):
 def test_env_file_overrides_one_key_and_replaces_hookpoints_whole(conf):
     write(conf / "exp" / "parameters_score.yml", {"score": {"n_activating": 7}})
     write(conf / "exp" / "parameters.yml", {"hookpoints": {"layers.3": {"format": "neurons", "k": 8}}})
+    write(conf / "exp" / "parameters_similarity.yml", {"similarity": {"pairs": []}})  # base's pairs name base's SAEs
     write(conf / "local" / "parameters_llm.yml", {"llm": {"backend": "openai"}})  # not read under --env
     ctx = context(conf, env="exp", params={"score": {"seed": 3}})
     score = base(conf, "score", "parameters_score.yml")
@@ -214,3 +216,20 @@ def test_run_context_travels_to_another_process(conf):
     assert previous is ctx
     assert hooks.set_run_context(pickle.loads(pickle.dumps(ctx))) is None
     assert hooks.run_context() == ctx and hooks.run_context().llm_credentials() == {"api_key": "sk-worker"}
+
+
+def test_a_bad_key_inside_any_section_is_refused_when_the_context_is_made(conf):
+    """Every section is parsed up front (hooks.check_section_contents), not only by its stage."""
+    write(conf / "local" / "parameters_score.yml", {"score": {"n_activatin": 5}})
+    with pytest.raises(ConfigError, match=r"parameters: score: unknown key 'n_activatin'.*'n_activating'"):
+        context(conf)
+    (conf / "local" / "parameters_score.yml").unlink()
+    write(conf / "local" / "parameters_llm.yml", {"llm": {"backend": "openai"}})  # no server URL
+    with pytest.raises(ConfigError, match=r"llm .*base_url"):
+        context(conf)
+    (conf / "local" / "parameters_llm.yml").unlink()
+    write(conf / "local" / "parameters.yml", {"hookpoints": {"layers.3": {"format": "neurons"}}})
+    with pytest.raises(
+        ConfigError, match=r"similarity.pairs\[0\]: hookpoint 'layers.4' is not in parameters: hookpoints"
+    ):
+        context(conf)
