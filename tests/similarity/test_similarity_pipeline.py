@@ -12,6 +12,7 @@ import torch
 from autointerp import similarity as sim
 from autointerp.caching import CacheConfig, CacheJob
 from autointerp.dictionaries import DictionaryConfig, SparseCoder, load_dictionary, save_sparsify
+from autointerp.explainers import read_explanations
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig
 
@@ -132,9 +133,17 @@ def test_test_configuration_gives_explanation_measures(tmp_path, kedro, mlflow_r
         "cache,match,sample,explain,similarity",
         "--params",
         f"data_root={tmp_path},similarity.matched_latents={top},sample.selection.mode=matched,"
-        "sample.selection.n=0,explain.max_latents=null",
+        f"sample.selection.n=2,explain.max_latents={top}",
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    # two random extras per side, but the LLM's cap of `top` goes to the matched latents first
+    for ns in ("layers_2", "layers_2_mlp"):
+        want = set(pd.read_parquet(tmp_path / "04_feature" / "matched_latents" / f"{ns}.parquet")["latent"])
+        status = pd.read_parquet(tmp_path / "04_feature" / "examples" / ns / "latents.parquet").set_index("latent")
+        ok = set(status.index[status["status"] == "ok"])
+        expl = read_explanations(tmp_path / "07_model_output" / "explanations" / ns)
+        assert len(ok - want) > 0  # random extras were sampled
+        assert set(expl.loc[expl["explainer"] == "default", "latent"]) == want & ok
     pair = tmp_path / "08_reporting" / "similarity" / "layers_2__layers_2_mlp"
     s = pd.read_csv(pair / "summary.csv").set_index("measure")
     matched = pd.read_parquet(pair / "matched.parquet")

@@ -3,7 +3,8 @@
 ``explanations.jsonl`` holds one row per (latent, explainer), appended as each batch finishes
 (a killed run resumes where it stopped; rows are keyed on (latent, explainer) and on a
 fingerprint of their prompt and model, so a changed prompt is redone). The statistical
-explainer (``tokens``) explains every latent; LLM explainers the first ``max_latents``.
+explainer (``tokens``) explains every latent; LLM explainers the first ``max_latents`` (the
+job's ``first`` latents, then the rest by id).
 At the end the file is compacted to the configured explainers and latents and ``meta.json``
 is written (:mod:`autointerp.jobs`). No Kedro imports.
 """
@@ -119,6 +120,10 @@ class ExplainJob:
     client: object = field(default=None, repr=False)  # an existing client (tests, benchmarks)
     corpus_tokens: object = field(default=None, repr=False)
     latents: pd.DataFrame | None = field(default=None, repr=False)
+    # the latents LLM explainers take first, in this order (then the rest by id): the hookpoint's
+    # matched latents under sample.selection.mode matched, so that explain.max_latents covers
+    # the matched pairs the explanation-based similarity measures read
+    first: list[int] | None = None
 
     def run(self, root: str | Path) -> dict:
         return explain_hookpoint(root, self)
@@ -130,6 +135,14 @@ def _ok_latents(act: pd.DataFrame, table: pd.DataFrame | None) -> list[int]:
         ok = set(int(x) for x in table.loc[table["status"] == "ok", "latent"])
         latents = [lat for lat in latents if lat in ok]
     return latents
+
+
+def llm_order(latents: list[int], first: list[int] | None) -> list[int]:
+    """``latents`` with those of ``first`` (in its order) ahead of the rest (by id)."""
+    present = set(latents)
+    head = [lat for lat in dict.fromkeys(int(x) for x in first or []) if lat in present]
+    taken = set(head)
+    return head + [lat for lat in latents if lat not in taken]
 
 
 def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
@@ -146,7 +159,8 @@ def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:
     act = train[train["kind"] == "activating"]
     neg = train[train["kind"] != "activating"]
     latents = _ok_latents(act, job.latents)
-    llm_latents = latents[: cfg.max_latents] if cfg.max_latents is not None else latents
+    ordered = llm_order(latents, job.first)
+    llm_latents = ordered[: cfg.max_latents] if cfg.max_latents is not None else ordered
     by_latent = dict(tuple(act.groupby("latent")))
     neg_by_latent = dict(tuple(neg.groupby("latent")))
     explainers = [make_explainer(n, cfg) for n in cfg.explainers]

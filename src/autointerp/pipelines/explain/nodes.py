@@ -12,6 +12,7 @@ from autointerp.explainers.job import STATISTICS_MODEL
 from autointerp.explainers.prompts import echoed_answer
 from autointerp.llm import LLMConfig
 from autointerp.pipelines.common import mlflow_metrics
+from autointerp.pipelines.sample.nodes import matched_for
 
 
 def llm_config(llm: dict) -> LLMConfig:
@@ -26,11 +27,21 @@ def llm_credentials() -> dict | None:
 
 
 def explain_latents(
-    examples, latents: pd.DataFrame, corpus_tokens, llm: dict, explain: dict, *, hookpoint: str
+    examples,
+    latents: pd.DataFrame,
+    corpus_tokens,
+    llm: dict,
+    explain: dict,
+    matched_latents: pd.DataFrame | None = None,
+    *,
+    hookpoint: str,
+    matching: str = "",
 ) -> ExplainJob:
     """The lazy job the explanations dataset runs, resuming where a killed run stopped: every
     configured explainer over the sample's ``ok`` latents (``corpus_tokens`` gives the
-    statistical explainer its token frequencies)."""
+    statistical explainer its token frequencies). Under ``sample.selection.mode: matched`` the
+    LLM explainers take the hookpoint's matched latents first (``matched_latents``, in match
+    order), so ``explain.max_latents`` covers the pairs the similarity measures compare."""
     cfg = llm_config(llm)
     exp_cfg = parse_config(ExplainConfig, explain, "parameters: explain")
     uses_llm = any(REGISTRY[n].uses_llm for n in exp_cfg.explainers) and exp_cfg.max_latents != 0
@@ -43,6 +54,7 @@ def explain_latents(
         credentials=llm_credentials() if needs_key else None,
         corpus_tokens=corpus_tokens,
         latents=latents,
+        first=matched_for(hookpoint, matched_latents, matching) or None,
     )
 
 

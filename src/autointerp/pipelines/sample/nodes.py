@@ -36,7 +36,7 @@ def matched_for(hookpoint: str, matched_latents: pd.DataFrame | None, matching: 
         return []
     rows = matched_latents[matched_latents["hookpoint"] == hookpoint] if len(matched_latents) else matched_latents
     latents = list(dict.fromkeys(int(i) for i in rows["latent"])) if len(rows) else []
-    log.info("%s: %d matched latents to sample (match before sampling)", hookpoint, len(latents))
+    log.info("%s: %d matched latents (match before sampling)", hookpoint, len(latents))
     return latents
 
 
