@@ -212,6 +212,15 @@ class LatentCache:
         order = torch.argsort(lat * self.n_tokens + tok)
         return ShardActivations(start, end, tok[order].numpy(), lat[order].numpy(), val[order].numpy())
 
+    def shard_chunks(self, s: int):
+        """Per token chunk, (absolute latents, values) of latent shard ``s``, one chunk file at a
+        time: for passes over a shard too dense to hold whole (``load_shard``), such as the raw
+        neurons of a wide MLP."""
+        start, _ = self.shard_ranges[s]
+        for _, d in self._chunks():
+            f = load_file(str(d / f"s{s:04d}.safetensors"))
+            yield f["latents"].to(torch.int32).numpy().astype(np.int64) + start, f["values"].float().numpy()
+
     def iter_shards(self):
         for s in range(len(self.shard_ranges)):
             yield self.load_shard(s)

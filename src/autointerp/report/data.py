@@ -166,19 +166,34 @@ def _trim_examples(df: pd.DataFrame, cfg: ReportConfig) -> pd.DataFrame:
 
 
 def cache_histograms(cache: Any, latents: Iterable[int], bins: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Histogram of every non-zero activation of each latent, read one cache shard at a time."""
-    wanted = sorted(set(int(x) for x in latents))
+    """Histogram of every non-zero activation of each latent (``histogram``'s bins, 0 to its
+    maximum), in two passes over the cache one chunk file at a time (maxima, then counts), so
+    memory stays flat however dense the cache: reading whole shards, the report of Gemma's raw
+    MLP neurons peaked at 11 GB."""
+    wanted = np.array(sorted({int(x) for x in latents if 0 <= int(x) < cache.num_latents}), dtype=np.int64)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    by_shard: dict[int, list[int]] = {}
-    for lat in wanted:
-        if 0 <= lat < cache.num_latents:
-            by_shard.setdefault(lat // cache.shard_size, []).append(lat)
-    for s, lats in by_shard.items():
-        shard = cache.load_shard(s)
-        slices = shard.latent_slices()
-        for lat in lats:
-            values = shard.values[slices[lat]] if lat in slices else np.zeros(0, np.float32)
-            out[lat] = histogram(values, bins)
+    for s, (start, end) in enumerate(cache.shard_ranges):
+        lats = wanted[(wanted >= start) & (wanted < end)]
+        if not len(lats):
+            continue
+        hi = np.full(len(lats), -np.inf)
+        for lat, val in cache.shard_chunks(s):
+            keep = np.isin(lat, lats)
+            np.maximum.at(hi, np.searchsorted(lats, lat[keep]), val[keep].astype(np.float64))
+        counts = np.zeros((len(lats), bins), dtype=np.int64)
+        for lat, val in cache.shard_chunks(s):
+            keep = np.isin(lat, lats)
+            pos, v = np.searchsorted(lats, lat[keep]), val[keep].astype(np.float64)
+            order = np.argsort(pos, kind="stable")
+            pos, v = pos[order], v[order]
+            starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]]) if len(pos) else np.zeros(0, np.int64)
+            for a, b in zip(starts, np.r_[starts[1:], len(pos)], strict=True):
+                counts[pos[a]] += np.histogram(v[a:b], bins=bins, range=_hist_range(hi[pos[a]]))[0]
+        for j, lat in enumerate(lats):
+            if np.isfinite(hi[j]):
+                out[int(lat)] = (counts[j], np.histogram_bin_edges([], bins=bins, range=_hist_range(hi[j])))
+            else:  # never fires
+                out[int(lat)] = histogram(np.zeros(0), bins)
     return out
 
 
@@ -191,12 +206,15 @@ def example_histograms(examples: pd.DataFrame, bins: int) -> dict[int, tuple[np.
     return out
 
 
+def _hist_range(hi: float) -> tuple[float, float]:
+    return (0.0, float(hi) if hi > 0 else 1.0)
+
+
 def histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(values, dtype=np.float64)
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    hi = float(values.max())
-    counts, edges = np.histogram(values, bins=bins, range=(0.0, hi if hi > 0 else 1.0))
+    counts, edges = np.histogram(values, bins=bins, range=_hist_range(values.max()))
     return counts, edges
 
 

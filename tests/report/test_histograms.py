@@ -1,0 +1,34 @@
+"""The browser's activation histograms, read from the latent cache one chunk file at a time:
+the same counts and edges as a histogram of each latent's values read whole."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from autointerp.report.data import cache_histograms, histogram
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "similarity"))
+from similarity_helpers import random_sparse, write_cache  # noqa: E402
+
+
+def test_chunked_histograms_equal_whole_latent_histograms(tmp_path):
+    rng = np.random.default_rng(0)
+    val, idx = random_sparse(rng, 4 * 64, num_latents=300, k=40)  # dense-ish: 40 of 300 per token
+    val = (val * rng.gamma(2.0, size=(len(val), 1))).astype(np.float32)  # maxima that differ by latent
+    cache = write_cache(
+        tmp_path / "c", "layers.0", val, idx, ctx_len=16, chunk_contexts=4, shard_size=128, num_latents=300
+    )
+    assert cache.meta["num_chunks"] == 4 and len(cache.shard_ranges) == 3  # several chunks and shards
+    stats = cache.stats()
+    silent = int(np.flatnonzero(stats["firing_count"] == 0)[0]) if (stats["firing_count"] == 0).any() else None
+    wanted = [0, 5, 127, 128, 200, 299] + ([silent] if silent is not None else [])
+    got = cache_histograms(cache, wanted + [-1, 300], bins=20)  # out-of-range ids are left out
+    assert sorted(got) == sorted(set(wanted))
+    for lat in wanted:
+        _, values = cache.latent_activations(lat)
+        counts, edges = histogram(values, 20)
+        assert np.array_equal(got[lat][0], counts) and np.array_equal(got[lat][1], edges), lat
+        assert got[lat][0].sum() == stats["firing_count"][lat]
