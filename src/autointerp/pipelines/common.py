@@ -4,14 +4,20 @@
 ``hookpoints`` parameter; ``bind`` fixes a node's keyword arguments (its hookpoint) keeping its
 name; ``mlflow_metrics`` turns flat metrics into the dict the MLflow metrics dataset logs. One
 hookpoint's dictionary entry is parsed by :func:`autointerp.dictionaries.dictionary_config`.
+``matching`` and ``matched_for`` say which latents ``sample.selection.mode: matched`` samples (and
+the LLM explainers take first) at a hookpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import partial, update_wrapper
 
+from autointerp.errors import ConfigError
 from autointerp.hooks import run_parameters
+
+log = logging.getLogger(__name__)
 
 
 def namespace(hookpoint: str) -> str:
@@ -32,3 +38,39 @@ def mlflow_metrics(prefix: str, metrics: dict) -> dict:
     """``{"<prefix>.<key>": {"value": float, "step": 0}}`` for the MLflow metrics dataset
     (keys taken as they are when ``prefix`` is empty)."""
     return {f"{prefix}.{k}" if prefix else k: {"value": float(v), "step": 0} for k, v in metrics.items()}
+
+
+def matching(hookpoint: str) -> str:
+    """How ``sample.selection.mode: matched`` finds this hookpoint's matched latents: ``table``
+    (the ``{namespace}.matched_latents`` input, written by the ``match`` pipeline), ``unpaired``
+    (the hookpoint is in no ``similarity.pairs`` entry), ``off`` (``similarity.matched_latents``
+    is 0), or ``""`` (another selection mode)."""
+    params = run_parameters()
+    if ((params.get("sample") or {}).get("selection") or {}).get("mode") != "matched":
+        return ""
+    similarity = params.get("similarity") or {}
+    if not int(similarity.get("matched_latents") or 0):
+        return "off"
+    return "table" if any(hookpoint in (p or []) for p in similarity.get("pairs") or []) else "unpaired"
+
+
+def matched_for(hookpoint: str, matched_latents, matching: str) -> list[int] | None:
+    """The latents that ``selection.mode: matched`` must sample at ``hookpoint`` (see
+    :func:`matching` for ``matching``); None for other modes."""
+    if not matching:
+        return None
+    if matching == "off":
+        raise ConfigError(
+            "parameters: sample.selection.mode is 'matched' but similarity.matched_latents is 0. "
+            "Set similarity.matched_latents to the number of top matched pairs per similarity pair "
+            "(e.g. 30), or use another selection mode."
+        )
+    if matching == "unpaired" or matched_latents is None:
+        log.info(
+            "%s is in no similarity.pairs entry: selection.mode matched samples only its random latents", hookpoint
+        )
+        return []
+    rows = matched_latents[matched_latents["hookpoint"] == hookpoint] if len(matched_latents) else matched_latents
+    latents = list(dict.fromkeys(int(i) for i in rows["latent"])) if len(rows) else []
+    log.info("%s: %d matched latents (match before sampling)", hookpoint, len(latents))
+    return latents

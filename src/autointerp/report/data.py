@@ -183,10 +183,12 @@ def cache_histograms(cache: Any, latents: Iterable[int], bins: int) -> dict[int,
         counts = np.zeros((len(lats), bins), dtype=np.int64)
         for lat, val in cache.shard_chunks(s):
             keep = np.isin(lat, lats)
+            if not keep.any():  # none of the wanted latents fires in this chunk
+                continue
             pos, v = np.searchsorted(lats, lat[keep]), val[keep].astype(np.float64)
             order = np.argsort(pos, kind="stable")
             pos, v = pos[order], v[order]
-            starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]]) if len(pos) else np.zeros(0, np.int64)
+            starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]])
             for a, b in zip(starts, np.r_[starts[1:], len(pos)], strict=True):
                 counts[pos[a]] += np.histogram(v[a:b], bins=bins, range=_hist_range(hi[pos[a]]))[0]
         for j, lat in enumerate(lats):

@@ -11,8 +11,7 @@ from autointerp.explainers import REGISTRY, ExplainConfig, ExplainJob
 from autointerp.explainers.job import STATISTICS_MODEL
 from autointerp.explainers.prompts import echoed_answer
 from autointerp.llm import LLMConfig
-from autointerp.pipelines.common import mlflow_metrics
-from autointerp.pipelines.sample.nodes import matched_for
+from autointerp.pipelines.common import matched_for, mlflow_metrics
 
 
 def llm_config(llm: dict) -> LLMConfig:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from autointerp.pipelines.common import bind, configured_hookpoints, namespace
-from autointerp.pipelines.sample.pipeline import matching
+from autointerp.pipelines.common import bind, configured_hookpoints, matching, namespace
 
 from . import nodes
 

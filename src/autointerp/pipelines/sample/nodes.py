@@ -9,35 +9,12 @@ import pandas as pd
 
 from autointerp.config import parse_config
 from autointerp.dictionaries import dictionary_config
-from autointerp.errors import ConfigError
 from autointerp.latent_cache import LatentCache
 from autointerp.models import ModelConfig
-from autointerp.pipelines.common import mlflow_metrics
+from autointerp.pipelines.common import matched_for, mlflow_metrics
 from autointerp.sampling import NEGATIVE_KINDS, OK, TOO_FEW_FOR_TEST, SampleConfig, SampleJob
 
 log = logging.getLogger(__name__)
-
-
-def matched_for(hookpoint: str, matched_latents: pd.DataFrame | None, matching: str) -> list[int] | None:
-    """The latents that ``selection.mode: matched`` must sample at ``hookpoint`` (see
-    ``pipeline.matching`` for ``matching``); None for other modes."""
-    if not matching:
-        return None
-    if matching == "off":
-        raise ConfigError(
-            "parameters: sample.selection.mode is 'matched' but similarity.matched_latents is 0. "
-            "Set similarity.matched_latents to the number of top matched pairs per similarity pair "
-            "(e.g. 30), or use another selection mode."
-        )
-    if matching == "unpaired" or matched_latents is None:
-        log.info(
-            "%s is in no similarity.pairs entry: selection.mode matched samples only its random latents", hookpoint
-        )
-        return []
-    rows = matched_latents[matched_latents["hookpoint"] == hookpoint] if len(matched_latents) else matched_latents
-    latents = list(dict.fromkeys(int(i) for i in rows["latent"])) if len(rows) else []
-    log.info("%s: %d matched latents (match before sampling)", hookpoint, len(latents))
-    return latents
 
 
 def sample_examples(
