@@ -206,29 +206,46 @@ def _save_converted(model, tokenizer, folder: Path) -> None:
             log.warning("could not keep a converted copy of the model in %s (%s); set %s", folder, e, MODEL_CACHE_ENV)
 
 
-@functools.lru_cache(maxsize=2)
-def _load(source: str, gguf_file: str | None, dtype: str, device: str):
+def _from_pretrained(where: str, dtype: str, **kw):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    copy_dir = converted_copy(source, gguf_file, dtype) if gguf_file else None
-    converted = copy_dir is not None and (copy_dir / "model.safetensors").is_file()
-    where, kw = (str(copy_dir), {}) if converted else (source, {"gguf_file": gguf_file} if gguf_file else {})
-    if converted:
-        log.info("reading the dequantized copy %s", copy_dir)
+    return AutoTokenizer.from_pretrained(where, **kw), AutoModelForCausalLM.from_pretrained(
+        where, dtype=DTYPES[dtype], **kw
+    )
+
+
+def _read_converted(copy_dir: Path, dtype: str):
+    """(tokenizer, model) from the dequantized copy, or None when there is none or it does not
+    load (damaged on disk: it is removed, and the caller reads the GGUF and writes it again)."""
+    import shutil
+
+    if not (copy_dir / "model.safetensors").is_file():
+        return None
+    log.info("reading the dequantized copy %s", copy_dir)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, **kw)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[dtype], **kw)
-    except (OSError, ValueError) as e:
-        raise AutointerpError(
-            f"could not load model '{where}'{' / ' + gguf_file if kw else ''}: {str(e).splitlines()[0]} "
-            + (
-                f"The converted copy is damaged: delete {copy_dir}."
-                if converted
-                else "Check model.name_or_path (offline, only local folders, GGUF files and packaged models load)."
-            )
-        ) from None
-    if copy_dir is not None and not converted:
-        _save_converted(model, tokenizer, copy_dir)
+        return _from_pretrained(str(copy_dir), dtype)
+    except Exception as e:  # any failure of a cache we wrote ourselves: fall back to the source
+        log.warning("the dequantized copy %s did not load (%s); reading the GGUF again", copy_dir, e)
+        shutil.rmtree(copy_dir, ignore_errors=True)
+        return None
+
+
+@functools.lru_cache(maxsize=2)
+def _load(source: str, gguf_file: str | None, dtype: str, device: str):
+    copy_dir = converted_copy(source, gguf_file, dtype) if gguf_file else None
+    loaded = _read_converted(copy_dir, dtype) if copy_dir is not None else None
+    if loaded is None:
+        kw = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            loaded = _from_pretrained(source, dtype, **kw)
+        except (OSError, ValueError) as e:
+            raise AutointerpError(
+                f"could not load model '{source}'{' / ' + gguf_file if gguf_file else ''}: {str(e).splitlines()[0]} "
+                "Check model.name_or_path (offline, only local folders, GGUF files and packaged models load)."
+            ) from None
+        if copy_dir is not None:
+            _save_converted(loaded[1], loaded[0], copy_dir)
+    tokenizer, model = loaded
     model.to(device).eval()
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None:

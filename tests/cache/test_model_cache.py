@@ -36,6 +36,14 @@ def test_second_load_reads_the_copy_and_computes_the_same(tmp_path, monkeypatch)
     assert all(torch.equal(x, y) for x, y in zip(a.hidden_states, b.hidden_states, strict=True))
     assert next(m2.parameters()).dtype == models.DTYPES[cfg.dtype]
 
+    # a copy damaged on disk is not an error: the GGUF is read again and the copy rewritten
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    m3, _ = load(source, gguf, cfg.dtype, cfg.device)
+    assert m3.config._name_or_path == m1.config._name_or_path  # from the GGUF
+    assert (folder / "model.safetensors").stat().st_size > 1_000_000
+    with torch.inference_mode():
+        assert torch.equal(m3(ids).logits, a.logits)
+
 
 def test_copy_follows_the_file_and_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv(models.MODEL_CACHE_ENV, str(tmp_path / "models"))
