@@ -12,6 +12,8 @@
   row by row. One rule for a torn file (a run killed mid-write): reading stops at the first
   line that does not parse as JSON (the torn tail and anything after it is not data);
   ``repair=True`` truncates the file there so the next append starts on a clean line.
+- ``llm_order(latents, first)``: the order in which a capped job (``explain.max_latents``,
+  ``score.max_llm_latents``) takes latents: those of ``first`` (the matched latents) ahead.
 
 This module imports nothing from Kedro or torch: it serves the domain modules and the catalog.
 """
@@ -166,3 +168,14 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- capped jobs
+
+
+def llm_order(latents: list[int], first: list[int] | None) -> list[int]:
+    """``latents`` with those of ``first`` (in its order) ahead of the rest (by id)."""
+    present = set(latents)
+    head = [lat for lat in dict.fromkeys(int(x) for x in first or []) if lat in present]
+    taken = set(head)
+    return head + [lat for lat in latents if lat not in taken]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from autointerp.explainers import ExplainConfig, ExplainJob, read_explanations
-from autointerp.explainers.job import llm_order
+from autointerp.jobs import llm_order
 from autointerp.llm import LLMConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))

@@ -168,7 +168,9 @@ def test_matched_mode_needs_matching_on():
 
 def test_match_runs_before_sample_in_the_chain():
     from autointerp.pipeline_registry import CHAIN
+    from autointerp.pipelines.explain.pipeline import create_pipeline as explain_pipeline
     from autointerp.pipelines.sample.pipeline import create_pipeline as sample_pipeline
+    from autointerp.pipelines.score.pipeline import create_pipeline as score_pipeline
     from autointerp.pipelines.similarity.pipeline import create_match_pipeline as match_pipeline
     from autointerp.pipelines.similarity.pipeline import create_pipeline as similarity_pipeline
 
@@ -189,6 +191,11 @@ def test_match_runs_before_sample_in_the_chain():
         assert "layers_2.matched_latents" in inputs["layers_2.sample_examples"]
         assert "layers_2_mlp.matched_latents" in inputs["layers_2_mlp.sample_examples"]
         assert not any("matched" in i for i in inputs["layers_3.sample_examples"])  # in no pair: random only
+        # explain and score take the matched latents first (explain.max_latents, score.max_llm_latents)
+        later = {n.name: n.inputs for n in (explain_pipeline() + score_pipeline()).nodes}
+        for stage in ("explain_latents", "score_latents"):
+            assert "layers_2.matched_latents" in later[f"layers_2.{stage}"]
+            assert not any("matched" in i for i in later[f"layers_3.{stage}"])
         params["sample"]["selection"]["mode"] = "random"
         assert not any("matched" in i for n in sample_pipeline().nodes for i in n.inputs)
         params["similarity"]["matched_latents"] = 0

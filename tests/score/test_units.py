@@ -119,6 +119,23 @@ def test_llm_scorers_on_a_subset_cheap_scorers_on_all(tmp_path):
     assert sorted(run.metrics()["latent"].unique()) == [0, 1]
 
 
+def test_llm_scorers_take_the_matched_latents_first(tmp_path):
+    # under selection mode matched, max_llm_latents covers the matched latents (as explain.max_latents does)
+    lats = tuple(range(6))
+    cfg = ScoreConfig(scorers=["detection", "embedding"], max_llm_latents=2)
+    ex, expl = toy_examples(lats), toy_explanations(lats)
+    plan = ScoreJob("h", ex, expl, cfg, first=[5, 3, 9]).plan()  # 9: not a scored latent
+    assert sorted({u[0] for u in plan.units(cfg.make("detection"))}) == [3, 5]
+    assert sorted({u[0] for u in plan.units(cfg.make("embedding"))}) == list(lats)
+    capped = ScoreJob("h", ex, expl, ScoreConfig(scorers=["embedding"], max_latents=3), first=[4]).plan()
+    assert capped.latents == [0, 1, 4]
+    # the order is part of the fingerprint; without one the fingerprint is the plain run's
+    assert ScoreJob("h", ex, expl, cfg, first=[5]).fingerprint() != ScoreJob("h", ex, expl, cfg).fingerprint()
+    assert (
+        ScoreJob("h", ex, expl, cfg, first=None).fingerprint() == ScoreJob("h", ex, expl, cfg, first=[]).fingerprint()
+    )
+
+
 def test_old_tables_without_explainer_read_as_default(tmp_path):
     lats = (0, 1, 2)
     expl = toy_explanations(lats).drop(columns="explainer")  # explanations of an old run

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import AutointerpError
-from ..jobs import append_jsonl, digest, read_jsonl, read_meta, write_jsonl, write_meta
+from ..jobs import append_jsonl, digest, llm_order, read_jsonl, read_meta, write_jsonl, write_meta
 from .config import ExplainConfig
 from .prompts import echoed_answer
 from .registry import make_explainer
@@ -135,14 +135,6 @@ def _ok_latents(act: pd.DataFrame, table: pd.DataFrame | None) -> list[int]:
         ok = set(int(x) for x in table.loc[table["status"] == "ok", "latent"])
         latents = [lat for lat in latents if lat in ok]
     return latents
-
-
-def llm_order(latents: list[int], first: list[int] | None) -> list[int]:
-    """``latents`` with those of ``first`` (in its order) ahead of the rest (by id)."""
-    present = set(latents)
-    head = [lat for lat in dict.fromkeys(int(x) for x in first or []) if lat in present]
-    taken = set(head)
-    return head + [lat for lat in latents if lat not in taken]
 
 
 def explain_hookpoint(root: str | Path, job: ExplainJob) -> dict:

@@ -54,9 +54,10 @@ def matching(hookpoint: str) -> str:
     return "table" if any(hookpoint in (p or []) for p in similarity.get("pairs") or []) else "unpaired"
 
 
-def matched_for(hookpoint: str, matched_latents, matching: str) -> list[int] | None:
+def matched_for(hookpoint: str, matched_latents, matching: str, stage: str = "sample") -> list[int] | None:
     """The latents that ``selection.mode: matched`` must sample at ``hookpoint`` (see
-    :func:`matching` for ``matching``); None for other modes."""
+    :func:`matching` for ``matching``), which explain and score then take first (``stage``
+    names the stage in the log line); None for other modes."""
     if not matching:
         return None
     if matching == "off":
@@ -67,10 +68,13 @@ def matched_for(hookpoint: str, matched_latents, matching: str) -> list[int] | N
         )
     if matching == "unpaired" or matched_latents is None:
         log.info(
-            "%s is in no similarity.pairs entry: selection.mode matched samples only its random latents", hookpoint
+            "%s %s is in no similarity.pairs entry: selection.mode matched samples only its random latents",
+            stage,
+            hookpoint,
         )
         return []
     rows = matched_latents[matched_latents["hookpoint"] == hookpoint] if len(matched_latents) else matched_latents
     latents = list(dict.fromkeys(int(i) for i in rows["latent"])) if len(rows) else []
-    log.info("%s: %d matched latents (match before sampling)", hookpoint, len(latents))
+    use = "sampled" if stage == "sample" else "taken first"
+    log.info("%s %s: %d matched latents %s (match before sampling)", stage, hookpoint, len(latents), use)
     return latents

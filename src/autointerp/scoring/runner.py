@@ -17,7 +17,9 @@ afresh (fingerprint).
 - A unit whose selected examples lack a class gets a status instead of a score
   (:mod:`.tables`) and no model call.
 - ``max_llm_latents``: scorers that need a language model score only the first N of the
-  scored latents; the others (embedding) score all of them.
+  scored latents (the job's ``first`` latents, i.e. the matched ones under
+  ``sample.selection.mode: matched``, then the rest by id, as the LLM explainer takes them);
+  the others (embedding) score all of them. ``max_latents`` takes latents in the same order.
 - An :class:`~autointerp.errors.AutointerpError` from the client (server or model unusable)
   stops the run at once; what was finished is kept and resumed next time.
 - Concurrency: with a client that sends requests from its own threads (the ``openai``
@@ -46,7 +48,7 @@ from tqdm.auto import tqdm
 
 from ..config import as_dict
 from ..errors import AutointerpError, ConfigError
-from ..jobs import append_jsonl, array_digest, digest, read_jsonl, read_meta, write_meta
+from ..jobs import append_jsonl, array_digest, digest, llm_order, read_jsonl, read_meta, write_meta
 from ..llm.base import LogprobsUnsupported
 from .base import Scorer, examples_from_frame
 from .concurrency import metered, score_in_order
@@ -241,6 +243,7 @@ class ScoreJob:
     progress: bool = True
     credentials: dict | None = field(default=None, repr=False)  # the run's ``llm`` credentials (never logged)
     latents: pd.DataFrame | None = None  # the sample stage's latents table (``status``); None: all count as ok
+    first: list[int] | None = None  # latents taken first under max_latents / max_llm_latents (the matched ones)
 
     def _explanations(self) -> pd.DataFrame:
         expl = with_explainer(self.explanations)
@@ -260,8 +263,10 @@ class ScoreJob:
         lt = self.latents
         score = as_dict(self.config)
         score.pop("concurrent_latents", None)  # how many units run at once changes no result
+        order = {"first": [int(i) for i in self.first]} if self.first else {}  # other runs keep their fingerprints
         return digest(
             {
+                **order,
                 "hookpoint": self.hookpoint,
                 "score": score,
                 "llm": as_dict(self.llm) if self.llm is not None else None,
@@ -275,10 +280,11 @@ class ScoreJob:
         cfg = self.config
         expl = self._explanations()
         expl = expl[expl["latent"].isin(self._ok_latents())].drop_duplicates(["explainer", "latent"])
-        latents = sorted(int(x) for x in expl["latent"].unique())
+        ordered = llm_order(sorted(int(x) for x in expl["latent"].unique()), self.first)
         if cfg.max_latents is not None:
-            latents = latents[: cfg.max_latents]
-        llm_latents = set(latents[: cfg.max_llm_latents] if cfg.max_llm_latents is not None else latents)
+            ordered = ordered[: cfg.max_latents]
+        llm_latents = set(ordered[: cfg.max_llm_latents] if cfg.max_llm_latents is not None else ordered)
+        latents = sorted(ordered)
         expl = expl[expl["latent"].isin(latents)]
         real = {(str(e), int(lat)): str(x) for e, lat, x in zip(expl["explainer"], expl["latent"], expl["explanation"])}
         shuffled: dict[tuple[str, int], str] = {}

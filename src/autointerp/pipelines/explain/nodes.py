@@ -53,7 +53,7 @@ def explain_latents(
         credentials=llm_credentials() if needs_key else None,
         corpus_tokens=corpus_tokens,
         latents=latents,
-        first=matched_for(hookpoint, matched_latents, matching) or None,
+        first=matched_for(hookpoint, matched_latents, matching, stage="explain") or None,
     )
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from autointerp.config import parse_config
 from autointerp.hooks import run_context
-from autointerp.pipelines.common import mlflow_metrics
+from autointerp.pipelines.common import matched_for, mlflow_metrics
 from autointerp.scoring import ScoreConfig, ScoreJob, ScoreRun, as_frame
 from autointerp.scoring.report import failure_warnings, plots, summary, summary_table
 
@@ -18,9 +18,21 @@ def llm_config(llm: dict | None, score: dict | None):
     return parse_config(LLMConfig, merged, "parameters: llm (with score.llm overrides)")
 
 
-def score_latents(examples, explanations, score: dict, llm: dict, latents=None, *, hookpoint: str) -> ScoreJob:
+def score_latents(
+    examples,
+    explanations,
+    score: dict,
+    llm: dict,
+    latents=None,
+    matched_latents: pd.DataFrame | None = None,
+    *,
+    hookpoint: str,
+    matching: str = "",
+) -> ScoreJob:
     """The lazy scoring job of one hookpoint (the dataset runs it, resuming finished units);
-    only latents whose sample status is ``ok`` in ``latents`` are scored."""
+    only latents whose sample status is ``ok`` in ``latents`` are scored. Under
+    ``sample.selection.mode: matched`` the scorers that need an LLM take the hookpoint's matched
+    latents first (``matched_latents``), as the LLM explainer does."""
     cfg = parse_config(ScoreConfig, score, "parameters: score")
     ex = as_frame(examples, "examples")
     if "hookpoint" in ex and len(ex):
@@ -33,6 +45,7 @@ def score_latents(examples, explanations, score: dict, llm: dict, latents=None, 
         llm=llm_config(llm, score),
         credentials=run_context().llm_credentials(),
         latents=None if latents is None else as_frame(latents, "latents"),
+        first=matched_for(hookpoint, matched_latents, matching, stage="score") or None,
     )
 
 
