@@ -68,10 +68,28 @@ def test_option_logprobs_sum_single_token_spellings(client):
     ids = client.option_token_ids("Yes")
     singles = [s for s in option_spellings("Yes") if len(tok.encode(s, add_special_tokens=False)) == 1]
     assert len(ids) == len(singles) >= 2  # e.g. "Yes", " Yes", "yes", " yes" in SmolLM2's vocabulary
-    lp, _ = client._logits([client.chat_ids(Q2)])
-    last = lp[0, len(client.chat_ids(Q2)) - 1]
+    ids = client.chat_ids(Q2)
+    last = client._logprobs_at([ids], [range(len(ids) - 1, len(ids))])[0][0]
     by_hand = math.log(sum(math.exp(float(last[tok.encode(s, add_special_tokens=False)[0]])) for s in singles))
     res = client.option_logprobs([Q2], options=["Yes"])[0]["Yes"]
     assert res == pytest.approx(by_hand, abs=1e-4)
     assert res > float(last[tok.encode("Yes", add_special_tokens=False)[0]])  # more than "Yes" alone
     assert torch.isfinite(torch.tensor(res))
+
+
+def test_head_at_the_needed_positions_only_gives_the_full_forwards_log_probs(client):
+    """``_logprobs_at`` runs the model's head at the asked positions only (``logits_to_keep``);
+    its log-probabilities are those of a plain forward over every position, row by row, in a
+    right-padded batch of unequal lengths."""
+    import torch
+
+    model, tok = client._load()
+    seqs = [tok.encode(t) for t in ("The capital of France is Paris.", "Fire is hot and ice is cold, they say.")]
+    spans = [range(2, len(seqs[0])), range(0, 3)]
+    got = client._logprobs_at(seqs, spans)
+    for s, span, lp in zip(seqs, spans, got):
+        with torch.inference_mode():
+            full = torch.log_softmax(model(input_ids=torch.tensor([s])).logits[0].float(), -1)
+        assert lp.shape == (len(span), full.shape[-1])
+        assert torch.allclose(lp, full[list(span)], atol=0.1), (lp - full[list(span)]).abs().max()
+        assert (lp.argmax(-1) == full[list(span)].argmax(-1)).float().mean() > 0.9

@@ -74,12 +74,23 @@ class LocalClient(LLMClient):
             yield order[b : b + bs]
 
     @torch.inference_mode()
-    def _logits(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-softmax over the vocabulary at every position (right padded), and the ids."""
+    def _logprobs_at(self, seqs: list[list[int]], positions: list[range]) -> list[torch.Tensor]:
+        """Log-softmax over the vocabulary at ``positions[i]`` of ``seqs[i]`` (ascending), one
+        ``[len(positions[i]), vocab]`` float tensor per sequence. The model's head runs at those
+        positions only (``logits_to_keep``): at every position it costs about a fifth of
+        SmolLM2's forward, and the float log-softmax of a whole batch took gigabytes."""
         model, _ = self._load()
         ids, mask = self._pad(seqs, left=False)
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        return torch.log_softmax(logits.float(), dim=-1), ids
+        keep = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
+        for r, ps in enumerate(positions):
+            keep[r, list(ps)] = True
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
+        rows = logits.reshape(-1, logits.shape[-1])  # the kept positions, row by row
+        out, at = [], 0
+        for ps in positions:
+            out.append(torch.log_softmax(rows[at : at + len(ps)].float(), dim=-1))
+            at += len(ps)
+        return out
 
     # ------------------------------------------------------------------ primitives
 
@@ -133,10 +144,11 @@ class LocalClient(LLMClient):
         for batch in self._batches([len(p) for p in prompts]):
             t0 = time.perf_counter()
             # One forward pass over the prompts gives every single-token option (and every first token).
-            lp, _ = self._logits([prompts[i] for i in batch])
+            lasts = [range(len(prompts[i]) - 1, len(prompts[i])) for i in batch]
+            lp = self._logprobs_at([prompts[i] for i in batch], lasts)
             res = {}
             for r, i in enumerate(batch):
-                last = lp[r, len(prompts[i]) - 1]
+                last = lp[r][0]
                 res[i] = {o: float(torch.logsumexp(last[ids], 0)) if ids else 0.0 for o, ids in zip(options, first)}
             if multi:  # options of several tokens: score the full option text
                 seqs, where = [], []
@@ -145,11 +157,12 @@ class LocalClient(LLMClient):
                         seqs.append(prompts[i] + opt_ids[j])
                         where.append((i, j))
                 for b in range(0, len(seqs), self.cfg.batch_size):
-                    lp2, ids2 = self._logits(seqs[b : b + self.cfg.batch_size])
-                    for r, (i, j) in enumerate(where[b : b + self.cfg.batch_size]):
-                        n, k = len(prompts[i]), len(opt_ids[j])
-                        pos = torch.arange(n - 1, n + k - 1)
-                        res[i][options[j]] = float(lp2[r, pos, ids2[r, n : n + k]].sum())
+                    part = where[b : b + self.cfg.batch_size]
+                    spans = [range(len(prompts[i]) - 1, len(prompts[i]) + len(opt_ids[j]) - 1) for i, j in part]
+                    lp2 = self._logprobs_at(seqs[b : b + self.cfg.batch_size], spans)
+                    for r, (i, j) in enumerate(part):
+                        k = len(opt_ids[j])
+                        res[i][options[j]] = float(lp2[r][torch.arange(k), torch.tensor(opt_ids[j])].sum())
             dt = time.perf_counter() - t0
             n_prompt = sum(len(prompts[i]) for i in batch)
             for i in batch:
@@ -168,12 +181,12 @@ class LocalClient(LLMClient):
             raise ValueError("continuation_logprobs: an empty prefix needs a tokenizer with a BOS token.")
         for batch in self._batches([len(pre[i]) + len(cont[i]) for i in range(len(pre))]):
             t0 = time.perf_counter()
-            lp, ids = self._logits([pre[i] + cont[i] for i in batch])
+            spans = [range(len(pre[i]) - 1, len(pre[i]) + len(cont[i]) - 1) for i in batch]
+            lp = self._logprobs_at([pre[i] + cont[i] for i in batch], spans)
             for r, i in enumerate(batch):
-                n, k = len(pre[i]), len(cont[i])
-                pos = torch.arange(n - 1, n + k - 1)
-                vals = lp[r, pos, ids[r, n : n + k]].tolist() if k else []
-                out[i] = TokenLogprobs(vals, [tok.decode([t]) for t in cont[i]], prompt_tokens=n + k)
+                k = len(cont[i])
+                vals = lp[r][torch.arange(k), torch.tensor(cont[i], dtype=torch.long)].tolist() if k else []
+                out[i] = TokenLogprobs(vals, [tok.decode([t]) for t in cont[i]], prompt_tokens=len(pre[i]) + k)
             self._count(
                 requests=len(batch),
                 prompt_tokens=sum(len(pre[i]) + len(cont[i]) for i in batch),
