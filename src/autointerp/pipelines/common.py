@@ -5,7 +5,8 @@
 name; ``mlflow_metrics`` turns flat metrics into the dict the MLflow metrics dataset logs. One
 hookpoint's dictionary entry is parsed by :func:`autointerp.dictionaries.dictionary_config`.
 ``matching`` and ``matched_for`` say which latents ``sample.selection.mode: matched`` samples (and
-the LLM explainers take first) at a hookpoint.
+the LLM explainers and scorers take first) at a hookpoint; ``matched_inputs`` gives those nodes
+the match table as an input.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ def matching(hookpoint: str) -> str:
     if not int(similarity.get("matched_latents") or 0):
         return "off"
     return "table" if any(hookpoint in (p or []) for p in similarity.get("pairs") or []) else "unpaired"
+
+
+def matched_inputs(hookpoint: str, inputs: list[str]) -> tuple[str, list[str]]:
+    """(:func:`matching` of ``hookpoint``, ``inputs`` plus ``{namespace}.matched_latents`` when the
+    node reads the match table): the node inputs of sample, explain and score, which take the
+    matched latents under ``sample.selection.mode: matched``."""
+    how = matching(hookpoint)
+    return how, (inputs + [f"{namespace(hookpoint)}.matched_latents"] if how == "table" else inputs)
 
 
 def matched_for(hookpoint: str, matched_latents, matching: str, stage: str = "sample") -> list[int] | None:

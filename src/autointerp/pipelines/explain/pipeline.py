@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from autointerp.pipelines.common import bind, configured_hookpoints, matching, namespace
+from autointerp.pipelines.common import bind, configured_hookpoints, matched_inputs, namespace
 
 from . import nodes
 
 
 def hookpoint_pipeline(hookpoint: str) -> Pipeline:
     ns = namespace(hookpoint)
-    how = matching(hookpoint)  # under selection mode matched, the LLM explains the matched latents first
-    inputs = [f"{ns}.examples", f"{ns}.latents", "corpus_tokens", "params:llm", "params:explain"]
+    how, inputs = matched_inputs(
+        hookpoint, [f"{ns}.examples", f"{ns}.latents", "corpus_tokens", "params:llm", "params:explain"]
+    )
     return Pipeline(
         [
             Node(
                 bind(nodes.explain_latents, hookpoint=hookpoint, matching=how),
-                inputs + [f"{ns}.matched_latents"] if how == "table" else inputs,
+                inputs,
                 f"{ns}.explanations",
                 name="explain_latents",
                 namespace=ns,

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from autointerp.pipelines.common import bind, configured_hookpoints, matching, namespace
+from autointerp.pipelines.common import bind, configured_hookpoints, matched_inputs, namespace
 
 from . import nodes
 
 
 def hookpoint_pipeline(hookpoint: str) -> Pipeline:
     ns = namespace(hookpoint)
-    how = matching(hookpoint)
-    inputs = ["corpus_tokens", f"{ns}.latent_cache", "params:model", "params:hookpoints", "params:sample"]
+    how, inputs = matched_inputs(
+        hookpoint, ["corpus_tokens", f"{ns}.latent_cache", "params:model", "params:hookpoints", "params:sample"]
+    )
     return Pipeline(
         [
             Node(
                 bind(nodes.sample_examples, hookpoint=hookpoint, matching=how),
-                inputs + [f"{ns}.matched_latents"] if how == "table" else inputs,
+                inputs,
                 [f"{ns}.examples", f"{ns}.latents"],
                 name="sample_examples",
                 namespace=ns,

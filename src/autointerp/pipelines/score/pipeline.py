@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from autointerp.pipelines.common import bind, configured_hookpoints, matching, namespace
+from autointerp.pipelines.common import bind, configured_hookpoints, matched_inputs, namespace
 
 from . import nodes
 
 
 def hookpoint_pipeline(hookpoint: str) -> Pipeline:
     ns = namespace(hookpoint)
-    how = matching(hookpoint)  # under selection mode matched, the LLM scorers take the matched latents first
-    inputs = [f"{ns}.examples", f"{ns}.explanations", "params:score", "params:llm", f"{ns}.latents"]
+    how, inputs = matched_inputs(
+        hookpoint, [f"{ns}.examples", f"{ns}.explanations", "params:score", "params:llm", f"{ns}.latents"]
+    )
     return Pipeline(
         [
             Node(
                 bind(nodes.score_latents, hookpoint=hookpoint, matching=how),
-                inputs + [f"{ns}.matched_latents"] if how == "table" else inputs,
+                inputs,
                 f"{ns}.score_run",
                 name="score_latents",
                 namespace=ns,
